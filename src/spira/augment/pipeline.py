@@ -1,0 +1,56 @@
+"""Build the training-time waveform augmentation from the `augment` config group."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from spira.augment.noise import WardNoiseInserter
+
+# (window samples, label, rng) -> augmented window samples
+Augmenter = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
+
+
+def load_noise_clips(prepared_dir: Path, noise_manifest: str = "noise_manifest.csv") -> list[np.ndarray]:
+    """The prepared (16 kHz, peak-normalised) ward-noise recordings, in manifest order."""
+    path = prepared_dir / noise_manifest
+    if not path.exists():
+        return []
+    return [sf.read(prepared_dir / relative, dtype="float32")[0] for relative in pd.read_csv(path)["path"]]
+
+
+def ward_noise_inserter(config: DictConfig, noise_clips: list[np.ndarray]) -> WardNoiseInserter:
+    return WardNoiseInserter(
+        noise_clips,
+        num_noise_control=int(config.num_noise_control),
+        num_noise_patient=int(config.num_noise_patient),
+        min_amplitude=float(config.min_amplitude),
+        max_amplitude=float(config.max_amplitude),
+    )
+
+
+def build_augmenter(augment: DictConfig, prepared_dir: Path, sample_rate: int) -> Augmenter | None:
+    """Ward-noise insertion and/or an audiomentations Compose; None for `augment=none`."""
+    steps: list[Augmenter] = []
+    if augment.get("ward_noise"):
+        steps.append(ward_noise_inserter(augment.ward_noise, load_noise_clips(prepared_dir)))
+    if augment.get("audiomentations"):
+        compose = instantiate(augment.audiomentations)
+        # audiomentations draws from numpy's global RNG, which Lightning seeds
+        # per worker (seed_everything(workers=True)), so runs stay reproducible.
+        steps.append(lambda samples, label, rng: compose(samples=samples, sample_rate=sample_rate))
+    if not steps:
+        return None
+
+    def augment_window(samples: np.ndarray, label: int, rng: np.random.Generator) -> np.ndarray:
+        for step in steps:
+            samples = step(samples, label, rng)
+        return samples.astype(np.float32, copy=False)
+
+    return augment_window

@@ -1,0 +1,116 @@
+"""Training and validation batches: cached feature windows, or augmented audio windows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import soundfile as sf
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from spira.augment.pipeline import Augmenter
+from spira.data.prepare import read_prepared_manifest
+from spira.features.mfcc import WindowSpec
+from spira.features.store import load_split
+
+
+class FeatureWindows(Dataset):
+    """Yields (features, label, file number, window row) per window."""
+
+    def __init__(self, windows: np.ndarray, index: pd.DataFrame):
+        self.windows = windows
+        self.labels = index["label"].to_numpy(np.float32)
+        # File number within the split: lets per-file aggregation run on tensors.
+        self.file_numbers = pd.factorize(index["file_id"])[0].astype(np.int64)
+
+    def __len__(self) -> int:
+        return self.windows.shape[0]
+
+    def __getitem__(self, row: int):
+        features = torch.from_numpy(np.array(self.windows[row], dtype=np.float32))
+        return features, torch.tensor(self.labels[row]), torch.tensor(self.file_numbers[row]), torch.tensor(row)
+
+
+class AugmentedWaveformWindows(Dataset):
+    """Yields (augmented window samples, label, file number, window row) per window.
+
+    Windows are the ones featurize cut (same index), read from the prepared
+    16 kHz audio and augmented afresh at every draw, so each epoch sees new
+    noise. MFCCs are computed batched by the LightningModule. Randomness comes
+    from torch's RNG, which Lightning seeds per run, per worker and per epoch
+    (seed_everything(workers=True)), so the augmented stream is reproducible.
+    """
+
+    def __init__(self, index: pd.DataFrame, prepared_dir: Path, spec: WindowSpec, augmenter: Augmenter):
+        manifest = read_prepared_manifest(prepared_dir).set_index("file_id")["path"]
+        self.paths = [str(prepared_dir / relative) for relative in manifest.loc[index["file_id"]]]
+        self.starts = (index["start_seconds"].to_numpy() * spec.sample_rate).round().astype(np.int64)
+        self.labels = index["label"].to_numpy(np.float32)
+        self.file_numbers = pd.factorize(index["file_id"])[0].astype(np.int64)
+        self.window_samples = spec.window_samples
+        self.augmenter = augmenter
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, row: int):
+        samples, _ = sf.read(self.paths[row], start=int(self.starts[row]), frames=self.window_samples, dtype="float32")
+        window = np.zeros(self.window_samples, dtype=np.float32)
+        window[: samples.shape[0]] = samples  # short files: zero padding, as in featurize
+        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
+        window = self.augmenter(window, int(self.labels[row]), rng)
+        return torch.from_numpy(window), torch.tensor(self.labels[row]), torch.tensor(self.file_numbers[row]), torch.tensor(row)
+
+
+class FeatureDataModule(L.LightningDataModule):
+    """Train/val batches from featurize's output; with an augmenter, training
+    windows are re-cut from the prepared audio and augmented on the fly."""
+
+    def __init__(
+        self,
+        features_dir: str | Path,
+        batch_size: int,
+        num_workers: int = 0,
+        augmenter: Augmenter | None = None,
+        prepared_dir: str | Path | None = None,
+        spec: WindowSpec | None = None,
+    ):
+        super().__init__()
+        if augmenter is not None and (prepared_dir is None or spec is None):
+            raise ValueError("augmentation needs the prepared audio directory and the window spec")
+        self.features_dir = Path(features_dir)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.augmenter = augmenter
+        self.prepared_dir = Path(prepared_dir) if prepared_dir is not None else None
+        self.spec = spec
+        self.datasets: dict[str, Dataset] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if "val" not in self.datasets:
+            self.datasets["val"] = FeatureWindows(*load_split(self.features_dir, "val"))
+        if "train" not in self.datasets:
+            windows, index = load_split(self.features_dir, "train")
+            if self.augmenter is None:
+                self.datasets["train"] = FeatureWindows(windows, index)
+            else:
+                self.datasets["train"] = AugmentedWaveformWindows(index, self.prepared_dir, self.spec, self.augmenter)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            # Fresh workers every epoch: Lightning re-seeds them per epoch.
+            persistent_workers=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)

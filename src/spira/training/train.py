@@ -1,0 +1,69 @@
+"""Train: fit the configured model on the featurized windows with Lightning."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from spira.augment.pipeline import build_augmenter
+from spira.features.mfcc import window_spec
+from spira.features.store import load_normalization
+from spira.training.data import FeatureDataModule
+from spira.training.module import SpiraLitModule
+
+
+def build_module(cfg: DictConfig) -> SpiraLitModule:
+    """The LightningModule for cfg.model, fed the window shape and normalisation of cfg.features."""
+    net = OmegaConf.to_container(cfg.model, resolve=True)
+    net["num_frames"] = window_spec(cfg.features).frames
+    normalization = load_normalization(Path(cfg.features.out_dir)) or {}
+    return SpiraLitModule(
+        net=net,
+        features=OmegaConf.to_container(cfg.features, resolve=True),
+        optimizer=OmegaConf.to_container(cfg.train.optimizer, resolve=True),
+        warmup_steps=int(cfg.train.warmup_steps),
+        feature_mean=normalization.get("mean"),
+        feature_std=normalization.get("std"),
+        threshold=float(cfg.evaluate.threshold),
+    )
+
+
+def train(cfg: DictConfig, metrics_path: str | Path) -> dict:
+    """Fit, keep the best (lowest val/loss) and last checkpoints, write a metrics summary."""
+    L.seed_everything(int(cfg.seed), workers=True)
+    checkpoint_dir = Path(cfg.callbacks.model_checkpoint.dirpath)
+    # ModelCheckpoint would version a stale best.ckpt as best-v1.ckpt.
+    if checkpoint_dir.exists():
+        shutil.rmtree(checkpoint_dir)
+    module = build_module(cfg)
+    spec = window_spec(cfg.features)
+    augmenter = build_augmenter(cfg.augment, Path(cfg.data.out_dir), spec.sample_rate)
+    datamodule = FeatureDataModule(
+        cfg.features.out_dir, int(cfg.train.batch_size), int(cfg.train.num_workers), augmenter, cfg.data.out_dir, spec
+    )
+    callbacks = {name: instantiate(conf) for name, conf in cfg.callbacks.items()}
+    loggers = [instantiate(conf) for conf in cfg.logger.values()]
+    trainer = instantiate(cfg.trainer, callbacks=list(callbacks.values()), logger=loggers or False)
+    trainer.fit(module, datamodule=datamodule)
+
+    checkpoint = callbacks["model_checkpoint"]
+    best = SpiraLitModule.load_from_checkpoint(checkpoint.best_model_path, map_location="cpu")
+    validation = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
+    best_metrics = validation.validate(best, datamodule=datamodule, verbose=False)[0] if trainer.is_global_zero else {}
+    summary = {
+        "best_epoch": int(torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)["epoch"]),
+        "epochs_run": int(trainer.current_epoch),
+        "parameters": int(sum(p.numel() for p in module.net.parameters())),
+        **{key: round(float(value), 6) for key, value in sorted(best_metrics.items())},
+    }
+    if trainer.is_global_zero:
+        Path(metrics_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(metrics_path).write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+

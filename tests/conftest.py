@@ -1,0 +1,61 @@
+"""Shared fixtures: a throw-away copy of the repository that runs the real DVC pipeline."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spira.config import compose_params
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# What a clone needs to run the pipeline (everything else is generated).
+PIPELINE_FILES = ("conf", "src", "dvc.yaml", ".dvc/config", ".dvcignore")
+
+# The tiny cohort and 2-epoch schedule of conf/experiment/smoke.yaml.
+SMOKE_EXPERIMENT = "smoke"
+
+
+def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command with the virtualenv's tools first on PATH, as `make` does."""
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "WANDB_MODE": "offline"}
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def make_pipeline_repo(destination: Path, experiment: str = SMOKE_EXPERIMENT) -> Path:
+    """A fresh git + DVC repository holding the pipeline, with `experiment` as its default.
+
+    The experiment is made the default in the copy's conf/config.yaml, so
+    `dvc exp run -S ...` there recomposes on top of it, as in a user's repo.
+    """
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in PIPELINE_FILES:
+        source = REPO_ROOT / name
+        target = destination / name
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        elif source.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    shutil.copy2(REPO_ROOT / ".dvc" / ".gitignore", destination / ".dvc" / ".gitignore")
+    config = destination / "conf" / "config.yaml"
+    default = "  - optional experiment: null\n"
+    assert default in config.read_text(), "conf/config.yaml no longer has the experiment default slot"
+    config.write_text(config.read_text().replace(default, f"  - experiment: {experiment}\n"))
+    compose_params(destination / "params.yaml", config_dir=destination / "conf")
+    run(["git", "init", "-q"], destination)
+    run(["git", "add", "-A"], destination)
+    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.org", "commit", "-qm", "pipeline"], destination)
+    return destination
+
+
+@pytest.fixture
+def tiny_repo(tmp_path: Path) -> Path:
+    return make_pipeline_repo(tmp_path / "repo")

@@ -1,0 +1,137 @@
+"""SPIRA's ward-noise protocol and the on-the-fly augmented training stream."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+from torch.utils.data import DataLoader
+
+from spira.augment.noise import WardNoiseInserter
+from spira.augment.pipeline import build_augmenter
+from spira.config import compose_config
+from spira.features.featurize import featurize
+from spira.features.mfcc import window_spec
+from spira.features.store import load_split
+from spira.training.data import AugmentedWaveformWindows
+
+MIN_AMP, MAX_AMP = 0.033474047, 0.19233719
+
+
+def _inserter(num_control=4, num_patient=3, clips=None):
+    rng = np.random.default_rng(0)
+    clips = clips if clips is not None else [rng.uniform(-1, 1, 8000).astype(np.float32) for _ in range(3)]
+    return WardNoiseInserter(clips, num_control, num_patient, MIN_AMP, MAX_AMP)
+
+
+def test_each_clip_peak_lies_within_spira_bounds():
+    inserter = _inserter()
+    rng = np.random.default_rng(1)
+    peaks = [np.abs(inserter.clip(4000, rng)).max() for _ in range(500)]
+    assert MIN_AMP <= min(peaks) and max(peaks) <= MAX_AMP
+    # Peaks are drawn uniformly: they span the interval, not one value.
+    assert max(peaks) - min(peaks) > 0.8 * (MAX_AMP - MIN_AMP)
+
+
+def test_clip_count_per_class_control_four_patient_three():
+    # Constant +1 noise makes every clip contribute exactly its amplitude draw.
+    inserter = WardNoiseInserter([np.ones(100, np.float32)], 4, 3, 0.1, 0.1)
+    silent = np.zeros(50, np.float32)
+    rng = np.random.default_rng(0)
+    assert inserter(silent, 0, rng) == pytest.approx(np.full(50, 0.4))
+    assert inserter(silent, 1, rng) == pytest.approx(np.full(50, 0.3))
+
+
+def test_short_noise_recordings_are_looped_and_signal_is_not_modified_in_place():
+    inserter = WardNoiseInserter([np.linspace(-1, 1, 10, dtype=np.float32)], 1, 1, 0.1, 0.2)
+    signal = np.zeros(95, np.float32)
+    noisy = inserter(signal, 0, np.random.default_rng(3))
+    assert noisy.shape == (95,) and np.abs(noisy).max() > 0
+    assert not signal.any()
+
+
+def test_insertion_needs_noise_and_sane_bounds():
+    with pytest.raises(ValueError, match="noise recording"):
+        WardNoiseInserter([], 4, 3, MIN_AMP, MAX_AMP)
+    with pytest.raises(ValueError, match="bounds"):
+        WardNoiseInserter([np.ones(4)], 4, 3, 0.5, 0.1)
+
+
+@pytest.fixture
+def prepared(tmp_path: Path) -> Path:
+    """A prepared-data folder as the prepare stage writes it: 6 files, 2 noise recordings."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "audio").mkdir()
+    (tmp_path / "noise").mkdir()
+    rows = []
+    for number in range(6):
+        file_id = f"{number:016x}"
+        samples = (rng.normal(0, 0.3, 16000 * 5)).astype(np.float32)
+        sf.write(tmp_path / f"audio/{file_id}.wav", samples, 16000, subtype="FLOAT")
+        split = ("train", "train", "val", "val", "test", "test")[number]
+        rows.append((file_id, f"audio/{file_id}.wav", number % 2, f"spk{number}", samples.size, split))
+    pd.DataFrame(rows, columns=["file_id", "path", "label", "speaker_id", "n_samples", "split"]).to_csv(tmp_path / "manifest.csv", index=False)
+    noise_rows = []
+    for number in range(2):
+        sf.write(tmp_path / f"noise/n{number}.wav", rng.uniform(-1, 1, 16000 * 6).astype(np.float32), 16000, subtype="FLOAT")
+        noise_rows.append((f"n{number}", f"noise/n{number}.wav", 16000 * 6))
+    pd.DataFrame(noise_rows, columns=["noise_id", "path", "n_samples"]).to_csv(tmp_path / "noise_manifest.csv", index=False)
+    return tmp_path
+
+
+def _stream(cfg, prepared: Path, seed: int, epochs: int = 2) -> list[torch.Tensor]:
+    spec = window_spec(cfg.features)
+    augmenter = build_augmenter(cfg.augment, prepared, spec.sample_rate)
+    _, index = load_split(Path(cfg.features.out_dir), "train")
+    dataset = AugmentedWaveformWindows(index, prepared, spec, augmenter)
+    L.seed_everything(seed, workers=True)
+    # Unshuffled, so batch k of every epoch holds the same windows.
+    loader = DataLoader(dataset, batch_size=4, shuffle=False, num_workers=0)
+    return [[batch[0] for batch in loader] for _ in range(epochs)]
+
+
+def test_augmented_stream_is_reproducible_under_a_seed_and_new_each_epoch(prepared: Path, tmp_path: Path):
+    cfg = compose_config([f"features.out_dir={tmp_path / 'features'}"])
+    featurize(cfg.features, prepared, cfg.noisy_test)
+    first, again, other = _stream(cfg, prepared, 7), _stream(cfg, prepared, 7), _stream(cfg, prepared, 8)
+    flat = [batch for epoch in first for batch in epoch]
+    assert all(torch.equal(a, b) for a, b in zip(flat, [batch for epoch in again for batch in epoch]))
+    assert not any(torch.equal(a, b) for a, b in zip(flat, [batch for epoch in other for batch in epoch]))
+    # The second epoch draws new noise for the same windows.
+    epoch_1, epoch_2 = first
+    assert not any(torch.equal(a, b) for a, b in zip(epoch_1, epoch_2))
+
+
+def test_noisy_test_set_adds_one_clip_to_controls_only_and_is_fixed(prepared: Path, tmp_path: Path):
+    cfg = compose_config([f"features.out_dir={tmp_path / 'features'}"])
+    featurize(cfg.features, prepared, cfg.noisy_test)
+    clean = np.load(tmp_path / "features/test.npy")
+    noisy = np.load(tmp_path / "features/test_noisy.npy")
+    index = pd.read_csv(tmp_path / "features/test_noisy_index.csv")
+    patients, controls = (index["label"] == 1).to_numpy(), (index["label"] == 0).to_numpy()
+    assert np.array_equal(clean[patients], noisy[patients])
+    assert not np.allclose(clean[controls], noisy[controls])
+    cfg_again = compose_config([f"features.out_dir={tmp_path / 'again'}"])
+    featurize(cfg_again.features, prepared, cfg_again.noisy_test)
+    assert np.array_equal(np.load(tmp_path / "again/test_noisy.npy"), noisy)
+
+
+def test_audiomentations_background_noise_reads_the_prepared_noise_folder(prepared: Path):
+    cfg = compose_config(["augment=spira_noise_audiomentations", f"data.out_dir={prepared}"])
+    transforms = cfg.augment.audiomentations.transforms
+    assert transforms[0]["_target_"] == "audiomentations.AddBackgroundNoise"
+    assert Path(transforms[0]["sounds_path"]) == prepared / "noise"
+    augmenter = build_augmenter(cfg.augment, prepared, 16000)
+    silent = np.zeros(16000, np.float32)
+    np.random.seed(0)
+    out = augmenter(silent, 1, np.random.default_rng(0))
+    assert out.shape == silent.shape and out.dtype == np.float32 and np.abs(out).max() > 0
+
+
+def test_augment_none_builds_no_augmenter(prepared: Path):
+    assert build_augmenter(compose_config(["augment=none"]).augment, prepared, 16000) is None

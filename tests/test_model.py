@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+from spira.models.spira_conv import SpiraConvV2
+from spira.training.schedule import noam_factor
+
+
+def test_spira_conv_v2_shape_and_parameter_count():
+    model = SpiraConvV2(num_features=40, num_frames=401)
+    assert model.frames_after_conv(401) == 43
+    # Convs 256+2576+392+68, GroupNorms 64+32+16+8, FC 6880*100+100 and 100+1.
+    assert sum(p.numel() for p in model.parameters()) == 691_613
+    assert model(torch.randn(5, 401, 40)).shape == (5,)
+    assert [type(m).__name__ for m in model.conv if isinstance(m, (torch.nn.GroupNorm, torch.nn.BatchNorm2d))] == ["GroupNorm"] * 4
+    assert {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)} == {0.7}
+
+
+def test_spira_conv_v1_uses_batchnorm():
+    model = SpiraConvV2(num_features=40, num_frames=401, norm="batch")
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 4
+
+
+def test_too_short_input_is_rejected():
+    with pytest.raises(ValueError, match="too short"):
+        SpiraConvV2(num_features=40, num_frames=20)
+
+
+def test_model_learns_a_separable_toy_problem():
+    """One optimiser step sequence must reduce the loss: backward() really runs."""
+    torch.manual_seed(0)
+    model = SpiraConvV2(num_features=8, num_frames=64, dropout=0.0)
+    x = torch.randn(32, 64, 8)
+    y = (torch.arange(32) % 2).float()
+    x[y == 1] += 1.0
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(30):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize(
+    ("step", "expected"),
+    [(0, 1 / 100), (49, 0.5), (99, 1.0), (399, 0.5), (9999, 0.1)],
+)
+def test_noam_factor_warms_up_linearly_then_decays(step, expected):
+    assert noam_factor(step, warmup_steps=100) == pytest.approx(expected)
+
+
+def test_noam_rejects_zero_warmup():
+    with pytest.raises(ValueError):
+        noam_factor(0, 0)
