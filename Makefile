@@ -8,6 +8,9 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Nothing leaves the machine unless the user opts in.
 export WANDB_MODE ?= offline
 
+# The columns `make repro` shows: test metrics and the params people change.
+EXP_COLUMNS := Experiment|test_(clean|noisy)\.(accuracy|auroc|sensitivity|specificity)|augment\.name|model\._target_|model\.dropout|train\.optimizer\.lr|seed
+
 .PHONY: install params repro test clean
 
 $(BIN)/python:
@@ -26,7 +29,7 @@ params: install
 
 repro: params
 	$(BIN)/dvc repro
-	$(BIN)/dvc exp show --no-pager --md --drop 'Created|State|Executor'
+	$(BIN)/dvc exp show --no-pager --md --drop '.*' --keep '$(EXP_COLUMNS)'
 
 test: install
 	$(BIN)/python -m pytest
