@@ -114,3 +114,22 @@ def log_evaluation_to_wandb(run, test_metrics: dict[str, dict], report_dir: str 
         for name, value in metrics.items():
             run.summary[f"{test_set}/{name}"] = value
     run.log(charts)
+
+
+def log_evaluation_run(cfg: DictConfig, test_metrics: dict[str, dict], report_dir: str | Path) -> None:
+    """The evaluate stage's W&B run: same group and name as the train stage's run, job_type `evaluate`."""
+    import wandb
+
+    use_offline_wandb_by_default()
+    conf = next(conf for conf in cfg.logger.values() if conf._target_ == WANDB_LOGGER)
+    arguments = wandb_run_arguments(conf, cfg)
+    run = wandb.init(
+        project=conf.project,
+        dir=arguments["save_dir"],
+        group=arguments["group"],
+        name=arguments["name"],
+        job_type="evaluate",
+        config=arguments["config"],
+    )
+    log_evaluation_to_wandb(run, test_metrics, report_dir)
+    run.finish()
