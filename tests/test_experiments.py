@@ -23,6 +23,7 @@ import yaml
 
 from conftest import make_pipeline_repo, run
 from spira.config import compose_params
+from test_notebooks import execute_notebook, printed_text
 
 pytestmark = pytest.mark.slow
 
@@ -168,6 +169,12 @@ def test_dvc_queue_runs_two_experiments_with_dvclive_and_offline_wandb(repo_copy
     val_loss = plots["data"]["dvclive/plots/metrics/val/loss.tsv"][0]
     assert sorted(val_loss["revisions"]) == sorted(names)
     assert {point["rev"] for point in val_loss["content"]["data"]["values"]} == set(names)
+
+    # The comparison notebook reads the same `dvc exp show --json`.
+    exp_show_json = repo_copy / "exps.json"
+    exp_show_json.write_text(json.dumps(shown))
+    notebook = execute_notebook("compare_experiments.ipynb", {"SPIRA_EXP_SHOW_JSON": str(exp_show_json)})
+    assert "2 experiments with test metrics" in printed_text(notebook)
 
     # W&B: offline runs under the repository root, not the queue's temporary copy.
     runs = [wandb_run_contents(path) for path in sorted((repo_copy / "wandb").glob("offline-run-*"))]
