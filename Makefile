@@ -8,10 +8,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Nothing leaves the machine unless the user opts in.
 export WANDB_MODE ?= offline
 
-# The columns `make repro` shows: test metrics and the params people change.
-EXP_COLUMNS := Experiment|test_(clean|noisy)\.(accuracy|auroc|sensitivity|specificity)|augment\.name|model\._target_|model\.dropout|train\.optimizer\.lr|seed
-
-.PHONY: install params repro test clean
+.PHONY: install params repro exp-show test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +24,15 @@ install: $(STAMP)
 params: install
 	$(BIN)/python -m spira.compose_params
 
+# The params people change and the clean/noisy test metrics, one row per experiment.
+EXP_SHOW_COLUMNS := Experiment|model\.dropout|augment\.name|train\.batch_size|train\.optimizer\.lr|trainer\.max_epochs|test_(clean|noisy)\.(auroc|accuracy|balanced_accuracy)
+
 repro: params
 	$(BIN)/dvc repro
-	$(BIN)/dvc exp show --no-pager --md --drop '.*' --keep '$(EXP_COLUMNS)'
+	$(MAKE) --no-print-directory exp-show
+
+exp-show: install
+	$(BIN)/dvc exp show --no-pager --md --drop '.*' --keep '$(EXP_SHOW_COLUMNS)''
 
 test: install
 	$(BIN)/python -m pytest

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from spira.evaluation.evaluate import evaluate
 from spira.stages._cli import stage_params
+from spira.tracking import log_evaluation_run, uses_wandb
 
 CHECKPOINT = "models/checkpoints/best.ckpt"
 METRICS_PATH = Path("metrics/test.json")
@@ -17,6 +18,8 @@ def main() -> None:
     METRICS_PATH.parent.mkdir(parents=True, exist_ok=True)
     METRICS_PATH.write_text(json.dumps(metrics, indent=2) + "\n")
     print(json.dumps(metrics, indent=2))
+    if uses_wandb(cfg):
+        log_evaluation_run(cfg, metrics, REPORT_DIR)
 
 
 if __name__ == "__main__":

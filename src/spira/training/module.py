@@ -46,6 +46,9 @@ class SpiraLitModule(L.LightningModule):
         self.register_buffer("feature_mean", mean, persistent=False)
         self.register_buffer("feature_std", std, persistent=False)
         self._val_outputs: list[torch.Tensor] = []
+        # Per-file (file number, mean probability, label) of the last validation
+        # epoch over the whole validation set, the same on every rank.
+        self.val_file_predictions = np.empty((0, 3))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Window logits for (batch, frames, coefficients) features."""
@@ -84,7 +87,8 @@ class SpiraLitModule(L.LightningModule):
         _, first = np.unique(outputs[:, 0], return_index=True)
         outputs = outputs[first]
         window = binary_metrics(outputs[:, 2], outputs[:, 1], self.hparams.threshold)
-        _, file_prob, file_label = aggregate_per_file(outputs[:, 3].astype(np.int64), outputs[:, 1], outputs[:, 2])
+        file_numbers, file_prob, file_label = aggregate_per_file(outputs[:, 3].astype(np.int64), outputs[:, 1], outputs[:, 2])
+        self.val_file_predictions = np.stack([file_numbers, file_prob, file_label], axis=1)
         per_file = binary_metrics(file_label, file_prob, self.hparams.threshold)
         self.log("val/window_accuracy", window["accuracy"])
         for name in ("accuracy", "balanced_accuracy", "auroc"):

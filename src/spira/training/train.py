@@ -9,11 +9,14 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from spira.augment.pipeline import build_augmenter
 from spira.features.mfcc import window_spec
 from spira.features.store import load_normalization
+from spira.tracking import instantiate_loggers
 from spira.training.data import FeatureDataModule
 from spira.training.module import SpiraLitModule
 
@@ -34,13 +37,23 @@ def build_module(cfg: DictConfig) -> SpiraLitModule:
     )
 
 
-def train(cfg: DictConfig, metrics_path: str | Path) -> dict:
-    """Fit, keep the best (lowest val/loss) and last checkpoints, write a metrics summary."""
-    L.seed_everything(int(cfg.seed), workers=True)
-    checkpoint_dir = Path(cfg.callbacks.model_checkpoint.dirpath)
-    # ModelCheckpoint would version a stale best.ckpt as best-v1.ckpt.
+@rank_zero_only
+def remove_stale_checkpoints(checkpoint_dir: Path) -> None:
+    """ModelCheckpoint would version a stale best.ckpt as best-v1.ckpt. Rank zero
+    only: under DDP the other ranks start later, while rank zero already trains."""
     if checkpoint_dir.exists():
         shutil.rmtree(checkpoint_dir)
+
+
+def train(cfg: DictConfig, metrics_path: str | Path) -> dict:
+    """Fit, keep the best (lowest val/loss) and last checkpoints, write a metrics summary.
+
+    Under DDP every rank fits; only global rank zero validates the best
+    checkpoint and writes the summary (the other ranks return an empty dict).
+    """
+    L.seed_everything(int(cfg.seed), workers=True)
+    checkpoint_dir = Path(cfg.callbacks.model_checkpoint.dirpath)
+    remove_stale_checkpoints(checkpoint_dir)
     module = build_module(cfg)
     spec = window_spec(cfg.features)
     augmenter = build_augmenter(cfg.augment, Path(cfg.data.out_dir), spec.sample_rate)
@@ -48,22 +61,27 @@ def train(cfg: DictConfig, metrics_path: str | Path) -> dict:
         cfg.features.out_dir, int(cfg.train.batch_size), int(cfg.train.num_workers), augmenter, cfg.data.out_dir, spec
     )
     callbacks = {name: instantiate(conf) for name, conf in cfg.callbacks.items()}
-    loggers = [instantiate(conf) for conf in cfg.logger.values()]
+    loggers = instantiate_loggers(cfg)
     trainer = instantiate(cfg.trainer, callbacks=list(callbacks.values()), logger=loggers or False)
     trainer.fit(module, datamodule=datamodule)
+    if not trainer.is_global_zero:
+        return {}
 
     checkpoint = callbacks["model_checkpoint"]
     best = SpiraLitModule.load_from_checkpoint(checkpoint.best_model_path, map_location="cpu")
     validation = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
-    best_metrics = validation.validate(best, datamodule=datamodule, verbose=False)[0] if trainer.is_global_zero else {}
+    best_metrics = validation.validate(best, datamodule=datamodule, verbose=False)[0]
     summary = {
         "best_epoch": int(torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)["epoch"]),
         "epochs_run": int(trainer.current_epoch),
         "parameters": int(sum(p.numel() for p in module.net.parameters())),
         **{key: round(float(value), 6) for key, value in sorted(best_metrics.items())},
     }
-    if trainer.is_global_zero:
-        Path(metrics_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(metrics_path).write_text(json.dumps(summary, indent=2) + "\n")
+    Path(metrics_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(metrics_path).write_text(json.dumps(summary, indent=2) + "\n")
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            model_size = {"model/parameters": summary["parameters"], "model/checkpoint_bytes": Path(checkpoint.best_model_path).stat().st_size}
+            logger.experiment.summary.update(model_size)
     return summary
 

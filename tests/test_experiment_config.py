@@ -1,0 +1,117 @@
+"""Sweep, logger and trainer configs compose as documented; run folders, data version and sweep summaries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+
+from conftest import REPO_ROOT
+from spira.config import CONFIG_DIR, compose_config
+from spira.sweeps import summarize_sweep
+from spira.tracking import data_version
+from spira.train import require_features, run_config
+
+
+def compose_with_hydra(overrides: list[str]):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        return compose(config_name="config", overrides=overrides, return_hydra_config=True)
+
+
+def test_optuna_search_maximises_the_objective_metric():
+    cfg = compose_with_hydra(["hparams_search=optuna"])
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_ == "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    assert cfg.hydra.mode == RunMode.MULTIRUN
+    assert cfg.objective.metric == "val/file_auroc"
+    assert sweeper.direction == cfg.objective.direction == "maximize"
+    assert sweeper.sampler.seed == cfg.seed
+    assert set(sweeper.params) == {"model.dropout", "train.optimizer.lr", "train.optimizer.weight_decay", "train.batch_size"}
+
+
+def test_slurm_launcher_composes():
+    launcher = compose_with_hydra(["hydra/launcher=slurm", "hydra.launcher.nodes=2"]).hydra.launcher
+    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert launcher.nodes == 2 and launcher.tasks_per_node == launcher.gpus_per_node == 1
+
+
+def test_sweep_summary_callback_is_registered_and_cwd_kept():
+    hydra = compose_with_hydra([]).hydra
+    assert hydra.job.chdir is False
+    assert hydra.callbacks.sweep_summary._target_ == "spira.sweeps.SweepSummary"
+
+
+def test_params_yaml_has_no_hydra_node():
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    assert "hydra" not in params and "hparams_search" not in params
+    assert params["objective"] == {"metric": "val/file_auroc", "direction": "maximize"}
+
+
+def test_loggers_compose_as_a_list():
+    cfg = compose_config(["logger=[csv,dvclive,wandb]"])
+    assert list(cfg.logger) == ["csv", "dvclive", "wandb"]
+    # DVCLive must neither rewrite the pipeline's dvc.yaml nor create experiments itself.
+    assert cfg.logger.dvclive.dvcyaml == "dvclive/dvc.yaml" and cfg.logger.dvclive.save_dvc_exp is False
+    assert cfg.logger.wandb.log_model is False
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        ("ddp", {"accelerator": "gpu", "devices": -1, "num_nodes": 1, "strategy": "ddp", "sync_batchnorm": True, "precision": "bf16-mixed"}),
+        ("ddp_cpu", {"accelerator": "cpu", "devices": 2, "strategy": "ddp", "sync_batchnorm": True, "deterministic": True}),
+    ],
+)
+def test_ddp_trainers(option: str, expected: dict):
+    trainer = OmegaConf.to_container(compose_config([f"trainer={option}"]).trainer)
+    assert {key: trainer[key] for key in expected} == expected
+
+
+def test_run_config_routes_every_output_into_the_run_folder(tmp_path: Path):
+    cfg = run_config(compose_config(["logger=[csv,dvclive,wandb]"]), tmp_path)
+    assert cfg.callbacks.model_checkpoint.dirpath == str(tmp_path / "checkpoints")
+    assert cfg.trainer.default_root_dir == str(tmp_path)
+    assert cfg.logger.csv.save_dir == str(tmp_path / "logs")
+    assert cfg.logger.wandb.save_dir == str(tmp_path)
+    assert cfg.logger.dvclive.dir == str(tmp_path / "dvclive") and cfg.logger.dvclive.dvcyaml is False
+    assert Path(cfg.features.out_dir).is_absolute() and Path(cfg.data.out_dir).is_absolute()
+
+
+def test_missing_features_name_the_command_to_run(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="dvc repro featurize"):
+        require_features(tmp_path / "features")
+
+
+def test_data_version_is_the_prepare_output_hash_in_dvc_lock(tmp_path: Path):
+    lock = {"schema": "2.0", "stages": {"prepare": {"cmd": "x", "outs": [{"path": "data/prepared", "md5": "abc.dir", "size": 1}]}}}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    assert data_version(tmp_path / "data/prepared", tmp_path / "dvc.lock") == "abc.dir"
+    assert data_version(tmp_path / "data/other", tmp_path / "dvc.lock") is None
+    assert data_version(tmp_path / "data/prepared", tmp_path / "missing.lock") is None
+
+
+def test_sweep_summary_sorts_by_the_objective_and_lists_failed_runs(tmp_path: Path):
+    runs = {"0": ("model.dropout=0.5", 0.6), "1": ("model.dropout=0.7", 0.9), "2": ("model.dropout=1.5", None), "3": ("model.dropout=0.3", 0.7)}
+    for job, (override, auroc) in runs.items():
+        (tmp_path / job / ".hydra").mkdir(parents=True)
+        (tmp_path / job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([override]))
+        if auroc is None:
+            (tmp_path / job / "error.txt").write_text("ValueError")
+        else:
+            (tmp_path / job / "metrics.json").write_text(json.dumps({"val/file_auroc": auroc, "test_noisy/auroc": auroc / 2}))
+
+    best_first = summarize_sweep(tmp_path, "val/file_auroc", "maximize")
+    assert list(best_first["job"]) == ["1", "3", "0", "2"]
+    assert list(best_first["model.dropout"]) == ["0.7", "0.3", "0.5", "1.5"]
+    assert list(best_first["status"]) == ["ok", "ok", "ok", "failed"]
+    assert best_first["test_noisy/auroc"].iloc[0] == 0.45
+    assert "test_clean/auroc" not in best_first  # no run has it
+    lowest_first = summarize_sweep(tmp_path, "val/file_auroc", "minimize")
+    assert list(lowest_first["job"]) == ["0", "3", "1", "2"]
+    assert pd.isna(lowest_first["val/file_auroc"].iloc[-1])
