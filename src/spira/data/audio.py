@@ -27,10 +27,15 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
     return samples.mean(axis=1, dtype=np.float32) if samples.ndim == 2 else samples
 
 
-def peak_normalize(samples: np.ndarray) -> np.ndarray:
-    """Scale so the largest absolute sample is 1 (SPIRA normalises every file on load)."""
+def peak_normalize_in_place(samples: np.ndarray) -> np.ndarray:
+    """Scale so the largest absolute sample is 1 (SPIRA normalises every file on load).
+
+    In place: for a long recording a copy would double the memory it needs.
+    """
     peak = float(np.max(np.abs(samples))) if samples.size else 0.0
-    return samples / np.float32(peak) if peak > 0 else samples
+    if peak > 0:
+        samples /= np.float32(peak)
+    return samples
 
 
 class StreamingResampler:
@@ -93,6 +98,36 @@ def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndar
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
 
+class OutputBuffer:
+    """The resampled output, written into one array sized from the header's length.
+
+    Holding the pieces and joining them at the end would need twice the output
+    at once. Headers can be wrong (MP3 lengths are estimates), so samples past
+    the expected length are kept aside and joined.
+    """
+
+    # A corrupt header must not reserve unbounded memory: past this, grow as needed.
+    MAX_RESERVED = 16000 * 3600
+
+    def __init__(self, expected: int):
+        self.array = np.empty(min(max(expected, 0), self.MAX_RESERVED), dtype=np.float32)
+        self.filled = 0
+        self.overflow: list[np.ndarray] = []
+
+    def extend(self, parts: list[np.ndarray]) -> None:
+        for part in parts:
+            take = min(len(self.array) - self.filled, len(part))
+            self.array[self.filled : self.filled + take] = part[:take]
+            self.filled += take
+            if take < len(part):
+                self.overflow.append(np.array(part[take:], dtype=np.float32))
+
+    def samples(self) -> np.ndarray:
+        if self.overflow:
+            return np.concatenate([self.array[: self.filled], *self.overflow])
+        return self.array[: self.filled]
+
+
 @dataclass(frozen=True)
 class DecodedAudio:
     """A file decoded to mono float32 at the target rate, with what validation needs.
@@ -129,7 +164,7 @@ def decode_audio(
         source_rate, channels, declared = int(audio.samplerate), int(audio.channels), int(audio.frames)
         digest.update(f"{source_rate}:{channels}:".encode())
         resampler = StreamingResampler(source_rate, target_rate, block_frames)
-        parts: list[np.ndarray] = []
+        output = OutputBuffer(math.ceil(declared * target_rate / source_rate))
         while True:
             block = audio.read(block_frames, dtype="float32", always_2d=True)
             if not len(block):
@@ -142,9 +177,9 @@ def decode_audio(
             peak = max(peak, float(magnitude.max()))
             clipped += int(np.count_nonzero(magnitude >= clip_level))
             frames += len(block)
-            parts += resampler.push(to_mono(block))
-        parts += resampler.flush()
-    samples = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+            output.extend(resampler.push(to_mono(block)))
+        output.extend(resampler.flush())
+    samples = output.samples()
     return DecodedAudio(
         samples=samples,
         source_rate=source_rate,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from spira.data.audio import DEFAULT_BLOCK_FRAMES, decode_audio, peak_normalize, write_float_wav
+from spira.data.audio import DEFAULT_BLOCK_FRAMES, decode_audio, peak_normalize_in_place, write_float_wav
 
 # reason -> what it means (the README's table is this dict).
 QUARANTINE_REASONS = {
@@ -190,7 +190,7 @@ def check_and_prepare_file(task: FileTask, check: FileCheck) -> FileResult:
         return FileResult("too_short", f"{task.shown_path}: {seconds:.3f} s, shorter than {check.min_seconds} s", **described)
     if decoded.peak <= check.silence_peak:
         return FileResult("silent_audio", f"{task.shown_path}: silent (peak {decoded.peak:.2e} <= {check.silence_peak:.0e})", **described)
-    samples = peak_normalize(decoded.samples).astype(np.float32, copy=False)
+    samples = peak_normalize_in_place(decoded.samples)
     write_float_wav(task.destination, samples, check.target_rate)
     return FileResult(
         None,
