@@ -91,13 +91,6 @@ class StreamingResampler:
         return [self._resample(chunk, remaining)]
 
 
-def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    """Resample a whole mono float32 signal (the streaming resampler in one go)."""
-    resampler = StreamingResampler(source_rate, target_rate, step_frames=max(1, len(samples)))
-    parts = resampler.push(np.ascontiguousarray(samples, dtype=np.float32)) + resampler.flush()
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
-
-
 class OutputBuffer:
     """The resampled output, written into one array sized from the header's length.
 
