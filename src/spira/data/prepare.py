@@ -204,7 +204,8 @@ def read_dataset_rows(data: DictConfig, salt: str) -> tuple[list[Entry], list[di
             entry = Entry(DATASET, str(name), row.line, len(entries), raw_path="")
             entries.append(entry)
             if len(row.fields) != len(table.header):
-                entry.shown_path = row.fields[index[file_column]] if index[file_column] < len(row.fields) else ""
+                # Kept only to show where the row points (check_paths hides paths outside the root).
+                entry.raw_path = row.fields[index[file_column]] if index[file_column] < len(row.fields) else ""
                 entry.quarantine("malformed_row", f"{name} line {row.line}: {len(row.fields)} fields, the header has {len(table.header)}")
                 continue
             cell = {role: row.fields[index[column]] for role, column in optional.items() if column is not None}
