@@ -32,7 +32,7 @@ repro: params
 	$(MAKE) --no-print-directory exp-show
 
 exp-show: install
-	$(BIN)/dvc exp show --no-pager --md --drop '.*' --keep '$(EXP_SHOW_COLUMNS)''
+	$(BIN)/dvc exp show --no-pager --md --drop '.*' --keep '$(EXP_SHOW_COLUMNS)'
 
 test: install
 	$(BIN)/python -m pytest

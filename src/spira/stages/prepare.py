@@ -1,14 +1,19 @@
-"""DVC stage prepare: decode, resample, normalise and split the dataset by speaker."""
+"""DVC stage prepare: validate, decode, resample, normalise and split the dataset by speaker."""
 
+import sys
 from pathlib import Path
 
-from spira.data.prepare import SUMMARY_FILE, prepare_dataset
+from spira.data.prepare import SUMMARY_FILE, PrepareError, prepare_dataset
 from spira.stages._cli import stage_params
 
 
 def main() -> None:
     cfg = stage_params(__doc__)
-    prepare_dataset(cfg.data)
+    try:
+        prepare_dataset(cfg.data)
+    except PrepareError as error:
+        print(f"\n{error}", file=sys.stderr)
+        sys.exit(1)
     print((Path(cfg.data.out_dir) / SUMMARY_FILE).read_text())
 
 

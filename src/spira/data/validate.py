@@ -1,0 +1,201 @@
+"""What can be wrong with an input row or file, and the per-file check run in the workers.
+
+Every problem has a machine-readable reason (the report's `reason` column) and
+a human message. A quarantined row is left out of the prepared data and listed
+in the quarantine report; a warning keeps the row and is listed beside it.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import soundfile as sf
+
+from spira.data.audio import DEFAULT_BLOCK_FRAMES, decode_audio, peak_normalize_in_place, write_float_wav
+
+# reason -> what it means (the README's table is this dict).
+QUARANTINE_REASONS = {
+    "malformed_row": "the row has another number of fields than the header, or no file path",
+    "missing_label": "the label cell is empty (or NA, null, none)",
+    "unknown_label": "the label is not one of data.labels.patient / data.labels.control",
+    "unknown_split": "the split cell is not one of data.split.names (split.strategy: given)",
+    "path_outside_root": "absolute path, a path with ../ leaving the root, or a symlink pointing out of it",
+    "duplicate_row": "the same file listed again (all copies dropped when their labels or speakers differ)",
+    "conflicting_speaker_label": "the speaker has both patient and control recordings",
+    "missing_file": "no file at that path",
+    "empty_file": "the file has zero bytes",
+    "not_audio": "not an audio file (no known audio signature), whatever its extension",
+    "corrupt_audio": "truncated or corrupt audio: the decoder failed or the file holds less than its header declares",
+    "unsupported_sample_rate": "sample rate outside data.validation.min_sample_rate..max_sample_rate",
+    "non_finite_samples": "NaN or infinite samples",
+    "silent_audio": "peak amplitude at or below data.validation.silence_peak",
+    "too_short": "shorter than data.validation.min_seconds",
+    "duplicate_content": "the same decoded audio as another file (content hash) in the same split",
+    "content_leak": "the same decoded audio as a file in another split (data.split.on_leak: drop)",
+    "speaker_leak": "the speaker also has files in an earlier split (data.split.on_leak: drop)",
+}
+WARNING_REASONS = {
+    "clipping": "more than data.validation.max_clipped_fraction of the samples at full scale",
+    "missing_speaker_id": "no speaker id: the file counts as its own speaker",
+}
+
+# Leading bytes of the containers soundfile decodes: a file starting with none of
+# them is not audio; one that does but fails to decode is corrupt.
+AUDIO_SIGNATURES = (b"RIFF", b"RIFX", b"RF64", b"fLaC", b"OggS", b"ID3", b"FORM", b".snd", b"caff", b"wvpk")
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".caf"})
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:/")
+
+
+def resolve_inside(root: Path, raw_path: str) -> tuple[str, str | None]:
+    """(normalised path relative to `root`, None) or (shown path, why it escapes the root).
+
+    Backslashes count as separators (Windows exports). The path shown for an
+    absolute path is its file name only, so reports never hold a location
+    outside the dataset.
+    """
+    text = raw_path.strip().replace("\\", "/")
+    if text.startswith("/") or _WINDOWS_DRIVE.match(text):
+        return f"<outside data.root>/{posixpath.basename(text)}", "absolute path (paths must be relative to data.root)"
+    relative = posixpath.normpath(text)
+    if relative == ".." or relative.startswith("../"):
+        return relative, "the path leaves data.root through '..'"
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(root / relative)
+    if real != real_root and not real.startswith(real_root + os.sep):
+        return relative, "a symlink on the path points outside data.root"
+    return relative, None
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """Per-file validation settings (data.validation plus the target rate)."""
+
+    target_rate: int
+    min_seconds: float
+    silence_peak: float
+    clip_level: float
+    max_clipped_fraction: float
+    min_sample_rate: int
+    max_sample_rate: int
+    block_frames: int = DEFAULT_BLOCK_FRAMES
+
+
+@dataclass(frozen=True)
+class FileTask:
+    source: str  # the file to check
+    destination: str  # where its prepared 16 kHz WAV goes when it passes
+    shown_path: str  # the path as the report shows it (relative to the root)
+
+
+@dataclass(frozen=True)
+class FileResult:
+    reason: str | None = None
+    message: str = ""
+    n_samples: int = 0
+    source_rate: int = 0
+    channels: int = 0
+    content_hash: str = ""
+    clipped_fraction: float = 0.0
+
+
+def wav_data_shortfall(path: str) -> tuple[int, int] | None:
+    """(declared, present) data bytes of a RIFF/WAVE file whose data chunk is cut short.
+
+    libsndfile silently decodes a truncated WAV up to where it ends, so an
+    interrupted upload would otherwise pass as a shorter recording.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        size = os.fstat(handle.fileno()).st_size
+        offset = 12
+        while offset + 8 <= size:
+            handle.seek(offset)
+            chunk = handle.read(8)
+            chunk_size = int.from_bytes(chunk[4:8], "little")
+            if chunk[:4] == b"data":
+                present = size - offset - 8
+                # 0 and 0xFFFFFFFF mark streamed WAVs whose writer never knew the size.
+                if chunk_size not in (0, 0xFFFFFFFF) and chunk_size > present:
+                    return chunk_size, present
+                return None
+            offset += 8 + chunk_size + (chunk_size & 1)
+    return None
+
+
+def looks_like_audio(path: str) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    is_mpeg_frame = len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
+    return head.startswith(AUDIO_SIGNATURES) or is_mpeg_frame
+
+
+def _decoder_message(error: Exception, path: str) -> str:
+    """The decoder's complaint without the absolute path it quotes."""
+    text = getattr(error, "error_string", None) or str(error)
+    return text.replace(f"'{path}'", "the file").replace(path, "the file").strip()
+
+
+def check_and_prepare_file(task: FileTask, check: FileCheck) -> FileResult:
+    """Validate one file; when it passes, write its peak-normalised 16 kHz mono WAV.
+
+    Never raises for a bad file: every problem comes back as a FileResult
+    reason, so one broken upload cannot stop a run of thousands.
+    """
+    source = task.source
+    try:
+        size = os.path.getsize(source)
+    except OSError:
+        return FileResult("missing_file", f"{task.shown_path}: no such file")
+    if size == 0:
+        return FileResult("empty_file", f"{task.shown_path}: the file is empty (0 bytes)")
+    try:
+        info = sf.info(source)
+    except Exception as error:  # libsndfile raises several types for unreadable input
+        if not looks_like_audio(source):
+            return FileResult("not_audio", f"{task.shown_path}: not an audio file ({_decoder_message(error, source)})")
+        return FileResult("corrupt_audio", f"{task.shown_path}: cannot be opened ({_decoder_message(error, source)})")
+    if not check.min_sample_rate <= info.samplerate <= check.max_sample_rate:
+        return FileResult(
+            "unsupported_sample_rate",
+            f"{task.shown_path}: {info.samplerate} Hz, outside {check.min_sample_rate}-{check.max_sample_rate} Hz",
+        )
+    shortfall = wav_data_shortfall(source)
+    if shortfall:
+        return FileResult(
+            "corrupt_audio", f"{task.shown_path}: truncated WAV (header declares {shortfall[0]} data bytes, file holds {shortfall[1]})"
+        )
+    try:
+        decoded = decode_audio(source, check.target_rate, check.clip_level, check.block_frames)
+    except Exception as error:
+        return FileResult("corrupt_audio", f"{task.shown_path}: decoding failed ({_decoder_message(error, source)})")
+    described = {"source_rate": decoded.source_rate, "channels": decoded.channels}
+    if not decoded.all_finite:
+        return FileResult("non_finite_samples", f"{task.shown_path}: contains NaN or infinite samples", **described)
+    # MP3 headers only estimate the length, so only other formats are held to it.
+    if info.format != "MP3" and decoded.source_frames < decoded.declared_frames:
+        return FileResult(
+            "corrupt_audio",
+            f"{task.shown_path}: truncated (header declares {decoded.declared_frames} frames, decoded {decoded.source_frames})",
+            **described,
+        )
+    seconds = decoded.source_frames / decoded.source_rate
+    if seconds < check.min_seconds:
+        return FileResult("too_short", f"{task.shown_path}: {seconds:.3f} s, shorter than {check.min_seconds} s", **described)
+    if decoded.peak <= check.silence_peak:
+        return FileResult("silent_audio", f"{task.shown_path}: silent (peak {decoded.peak:.2e} <= {check.silence_peak:.0e})", **described)
+    samples = peak_normalize_in_place(decoded.samples)
+    write_float_wav(task.destination, samples, check.target_rate)
+    return FileResult(
+        None,
+        "",
+        n_samples=int(samples.shape[0]),
+        content_hash=decoded.content_hash,
+        clipped_fraction=decoded.clipped_fraction,
+        **described,
+    )
