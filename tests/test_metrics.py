@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from spira.evaluation.metrics import aggregate_per_file, binary_metrics
+from spira.evaluation.metrics import aggregate_per_file, binary_metrics, file_loss
 
 
 def test_per_file_mean_of_window_probabilities():
@@ -13,6 +13,14 @@ def test_per_file_mean_of_window_probabilities():
     assert files.tolist() == [0, 1, 2]
     assert prob.tolist() == pytest.approx([0.3, 0.6, 0.7])
     assert label.tolist() == [0, 1, 1]
+
+
+def test_file_loss_is_the_cross_entropy_of_file_probabilities():
+    labels, prob = np.array([1, 0, 1]), np.array([0.8, 0.3, 0.5])
+    expected = -(math.log(0.8) + math.log(0.7) + math.log(0.5)) / 3
+    assert file_loss(labels, prob) == pytest.approx(expected)
+    # A certain, wrong file costs a large but finite loss.
+    assert 10 < file_loss(np.array([1]), np.array([0.0])) < 20
 
 
 def test_mixed_labels_within_a_file_are_an_error():

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from conftest import run
@@ -59,7 +60,14 @@ def test_dvc_repro_end_to_end(tiny_repo: Path):
     train_metrics = json.loads((tiny_repo / "metrics/train.json").read_text())
     assert train_metrics["parameters"] == 691_613
     assert train_metrics["epochs_run"] == 2
-    assert {"val/loss", "val/file_accuracy", "val/file_auroc"} <= set(train_metrics)
+    assert {"val/loss", "val/file_loss", "val/file_accuracy", "val/file_auroc"} <= set(train_metrics)
+    # best.ckpt is the epoch with the lowest per-file validation loss; last.ckpt the final epoch.
+    checkpoints = {name: torch.load(tiny_repo / f"models/checkpoints/{name}.ckpt", weights_only=False)
+                   for name in ("best", "last")}
+    assert checkpoints["last"]["epoch"] == train_metrics["epochs_run"] - 1
+    best_callback = next(state for key, state in checkpoints["last"]["callbacks"].items()
+                         if key.startswith("ModelCheckpoint") and "'val/file_loss'" in key)
+    assert float(best_callback["best_model_score"]) == pytest.approx(train_metrics["val/file_loss"], abs=1e-5)
 
     # Nothing changed: nothing re-runs.
     second = run(["dvc", "repro"], tiny_repo)

@@ -21,7 +21,7 @@ SUMMARY_CSV = "summary.csv"
 SUMMARY_MARKDOWN = "summary.md"
 # Shown after the objective metric, when a run has them.
 REPORTED_METRICS = (
-    "val/loss",
+    "val/file_loss",
     "val/file_auroc",
     "val/file_accuracy",
     "test_clean/auroc",

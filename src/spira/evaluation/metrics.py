@@ -28,6 +28,14 @@ def aggregate_per_file(file_index: np.ndarray, window_prob: np.ndarray, window_l
     return files, prob, (label_sum > 0).astype(np.int64)
 
 
+def file_loss(labels: np.ndarray, file_prob: np.ndarray, eps: float = 1e-7) -> float:
+    """Binary cross-entropy of the per-file mean probabilities: the loss of the
+    decision the pipeline actually makes (one per file), used for model selection."""
+    labels = np.asarray(labels, dtype=np.float64)
+    prob = np.clip(np.asarray(file_prob, dtype=np.float64), eps, 1 - eps)
+    return float(-np.mean(labels * np.log(prob) + (1 - labels) * np.log(1 - prob)))
+
+
 def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
     """Accuracy, balanced accuracy, F1, AUROC, sensitivity, specificity and count.
 

@@ -10,7 +10,7 @@ import torch
 from hydra.utils import instantiate
 from torch.nn import functional as F
 
-from spira.evaluation.metrics import aggregate_per_file, binary_metrics
+from spira.evaluation.metrics import aggregate_per_file, binary_metrics, file_loss
 from spira.features.mfcc import build_extractor
 from spira.training.schedule import noam_factor
 
@@ -91,6 +91,7 @@ class SpiraLitModule(L.LightningModule):
         self.val_file_predictions = np.stack([file_numbers, file_prob, file_label], axis=1)
         per_file = binary_metrics(file_label, file_prob, self.hparams.threshold)
         self.log("val/window_accuracy", window["accuracy"])
+        self.log("val/file_loss", file_loss(file_label, file_prob))
         for name in ("accuracy", "balanced_accuracy", "auroc"):
             self.log(f"val/file_{name}", per_file[name])
 

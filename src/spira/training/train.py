@@ -46,7 +46,7 @@ def remove_stale_checkpoints(checkpoint_dir: Path) -> None:
 
 
 def train(cfg: DictConfig, metrics_path: str | Path) -> dict:
-    """Fit, keep the best (lowest val/loss) and last checkpoints, write a metrics summary.
+    """Fit, keep the best (lowest val/file_loss) and last checkpoints, write a metrics summary.
 
     Under DDP every rank fits; only global rank zero validates the best
     checkpoint and writes the summary (the other ranks return an empty dict).
