@@ -16,14 +16,15 @@ data. What is modelled:
   inhalations, then a mild room colouring per channel.
 - Respiratory insufficiency (patients, scaled by `marker_strength`): shorter breath
   groups and phonations, audible inhalations, hesitation pauses, slower speech, more
-  breathiness, jitter and shimmer, softer glottal closure, loudness decaying within a
-  breath group and a flatter dynamic profile. Speakers vary individually, so the classes
-  overlap.
+  breathiness, jitter and shimmer, softer glottal closure, wider formant bandwidths,
+  loudness decaying within a breath group and a flatter dynamic profile. Patients are
+  at least moderately affected (severity 0.6-1 before `marker_strength`), so ~80
+  training speakers teach the markers in a few epochs; speakers still vary individually.
 - Hospital wards: monitor beeps, ventilation air flow with mains hum and distant
   low-passed babble. The same generator writes the noise set and (with
-  `ward_noise_in_patients`) the background of patient recordings, while controls get a
-  faint, different background. That reproduces SPIRA's confound: the noise alone
-  separates the classes.
+  `ward_noise_in_patients`) the background of patient recordings, while controls get
+  the quieter, broadband room tone of a phone at home. That reproduces SPIRA's
+  confound: the background alone separates the classes.
 
 Output is byte-deterministic for a given config. Random streams are keyed by
 (seed, purpose, speaker, utterance), so adding speakers leaves existing voices unchanged.
@@ -35,6 +36,8 @@ import csv
 import functools
 import itertools
 import math
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +45,7 @@ import numpy as np
 import soundfile as sf
 from scipy import signal
 
-from spira.data.audio import write_float_wav
+from spira.data.audio import MIN_FILES_FOR_WORKERS, write_float_wav
 from spira.data.splits import split_speakers
 
 UTTERANCE_KINDS = ("sustained_vowel", "sentence", "counting")
@@ -51,8 +54,11 @@ METADATA_COLUMNS = ("file_path", "class", "speaker_id", "sex", "age")
 
 # SPIRA's measured peak amplitude range of ward noise in patient files (speech peak ~1).
 NOISE_PEAK_RANGE = (0.033474047, 0.19233719)
-# Controls were recorded elsewhere: a faint, broadband background far below the ward noise.
-QUIET_BACKGROUND_PEAK_RANGE = (0.002, 0.008)
+# Controls were recorded elsewhere (at home, on a phone): a broadband room tone at a
+# phone's noise floor, below the ward noise. Louder, it would mask the ward clip the
+# noisy test adds to controls, and a model trained on raw audio would no longer show
+# SPIRA's collapse on that test.
+HOME_BACKGROUND_PEAK_RANGE = (0.01, 0.03)
 N_WARDS = 6
 NOISE_SET_SAMPLE_RATE = 16000
 # Ward air flow, hum and babble live below ~1.5 kHz: synthesise them cheaply at this rate.
@@ -118,6 +124,8 @@ class DemoCohortConfig:
     n_noise_files: int = 12
     noise_seconds: float = 15.0
     seed: int = 0
+    # Processes that synthesise recordings; the output is identical for any value.
+    num_workers: int = 2
 
     def __post_init__(self) -> None:
         # Frozen dataclass: normalise YAML values (lists, ints for floats) in place.
@@ -134,6 +142,7 @@ class DemoCohortConfig:
             "n_noise_files": int(self.n_noise_files),
             "noise_seconds": float(self.noise_seconds),
             "seed": int(self.seed),
+            "num_workers": int(self.num_workers),
         }
         for name, value in coerced.items():
             object.__setattr__(self, name, value)
@@ -302,16 +311,16 @@ def draw_voice(rng: np.random.Generator, severity: float) -> Voice:
         severity=severity,
         f0_hz=(f0_female - 30.0 * ageing) if female else (f0_male - 8.0 * ageing),
         formant_scale=(tract_female if female else tract_male) * (1.0 - 0.03 * ageing),
-        bandwidth_scale=1.0 + severity * (0.3 + 0.5 * u[0]),
-        jitter=0.003 + 0.004 * u[1] + 0.004 * ageing + severity * (0.008 + 0.012 * u[2]),
-        shimmer=0.03 + 0.03 * u[3] + 0.02 * ageing + severity * (0.05 + 0.08 * u[4]),
+        bandwidth_scale=1.0 + severity * (0.6 + 0.6 * u[0]),
+        jitter=0.003 + 0.004 * u[1] + 0.004 * ageing + severity * (0.015 + 0.015 * u[2]),
+        shimmer=0.03 + 0.03 * u[3] + 0.02 * ageing + severity * (0.08 + 0.1 * u[4]),
         breathiness=((0.05 + 0.12 * u[5]) * (1.3 if female else 1.0)
-                     + severity * (0.2 + 0.35 * u[6])),
-        closing_phase=0.10 + 0.06 * u[7] + severity * (0.04 + 0.08 * u[8]),
+                     + severity * (0.35 + 0.35 * u[6])),
+        closing_phase=0.10 + 0.06 * u[7] + severity * (0.10 + 0.10 * u[8]),
         syllables_per_second=(4.5 + 1.5 * u[9]) * (1.0 - 0.2 * severity),
         breath_group_seconds=lerp(2.8 + 1.7 * u[10], 0.9 + 0.7 * u[10], severity),
         max_phonation_seconds=lerp(12.0 + 13.0 * u[11], 2.5 + 2.5 * u[11], severity),
-        inhale_level=lerp(0.01 + 0.03 * u[12], 0.08 + 0.12 * u[12], severity),
+        inhale_level=lerp(0.01 + 0.03 * u[12], 0.2 + 0.2 * u[12], severity),
         inhale_seconds=lerp(0.25 + 0.2 * u[13], 0.45 + 0.35 * u[13], severity),
         hesitation_probability=lerp(0.08 * u[14], 0.15 + 0.2 * u[14], severity),
         word_pause_seconds=lerp(0.12 + 0.15 * u[15], 0.25 + 0.25 * u[15], severity),
@@ -327,7 +336,9 @@ def draw_speaker(seed: int, index: int, marker_strength: float) -> Speaker:
     is_patient = (index % 2 == 0) == patient_first
     rng = np.random.default_rng([seed, STREAM_VOICE, index])
     ward = int(rng.integers(N_WARDS))
-    raw_severity = rng.uniform(0.2, 1.0)
+    # Patients are at least moderately affected: the markers must be learnable
+    # from ~80 training speakers in a few epochs, as SPIRA's real ones were.
+    raw_severity = rng.uniform(0.6, 1.0)
     severity = raw_severity * marker_strength if is_patient else 0.0
     return Speaker(index=index, speaker_id=f"spk-{index + 1:04d}", is_patient=is_patient,
                    ward=ward, voice=draw_voice(rng, severity))
@@ -746,8 +757,8 @@ def ward_noise(rng: np.random.Generator, ward: WardProfile, n_samples: int,
     return noise / float(np.max(np.abs(noise)))
 
 
-def quiet_background(rng: np.random.Generator, n_samples: int, sample_rate: int) -> np.ndarray:
-    """Somewhere quiet: white plus low-passed (pinkish) noise, peak 1."""
+def home_background(rng: np.random.Generator, n_samples: int, sample_rate: int) -> np.ndarray:
+    """A room at home: white plus low-passed (pinkish) noise, peak 1."""
     white = rng.standard_normal(n_samples)
     pole = math.exp(-2.0 * math.pi * rng.uniform(300.0, 1500.0) / sample_rate)
     pinkish = unit_rms(signal.lfilter([1.0 - pole], [1.0, -pole], white))
@@ -769,8 +780,8 @@ def synthesise_recording(recording: Recording, config: DemoCohortConfig,
         background = ward_noise(rng, wards[speaker.ward], n_samples, sample_rate)
         background *= rng.uniform(*NOISE_PEAK_RANGE) * speech_peak
     else:
-        background = quiet_background(rng, n_samples, sample_rate)
-        background *= rng.uniform(*QUIET_BACKGROUND_PEAK_RANGE) * speech_peak
+        background = home_background(rng, n_samples, sample_rate)
+        background *= rng.uniform(*HOME_BACKGROUND_PEAK_RANGE) * speech_peak
     mixed = np.stack([channel + rng.uniform(0.85, 1.0) * background for channel in channels],
                      axis=1)
     mixed *= speaker.voice.level * rng.uniform(0.9, 1.1) / float(np.max(np.abs(mixed)))
@@ -836,6 +847,12 @@ def remove_stale_outputs(out_dir: Path) -> None:
             path.unlink()
 
 
+def synthesise_and_write(recording: Recording, config: DemoCohortConfig,
+                         wards: tuple[WardProfile, ...], out_dir: Path) -> None:
+    samples = synthesise_recording(recording, config, wards)
+    write_audio(out_dir / recording.file_path, samples, recording.sample_rate, recording.subtype)
+
+
 def generate_demo_cohort(out_dir: Path, config: DemoCohortConfig) -> dict:
     """Write the synthetic cohort under `out_dir`; returns counts. Deterministic per config.
 
@@ -854,11 +871,19 @@ def generate_demo_cohort(out_dir: Path, config: DemoCohortConfig) -> dict:
     recordings = plan_recordings(config, speakers)
     split_of = split_demo_speakers(config, speakers)
 
+    write_recording = functools.partial(synthesise_and_write, config=config, wards=wards,
+                                        out_dir=out_dir)
+    if config.num_workers > 0 and len(recordings) >= MIN_FILES_FOR_WORKERS:
+        # spawn, not fork: the parent may hold torch/OpenMP threads.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(config.num_workers, mp_context=context) as pool:
+            list(pool.map(write_recording, recordings, chunksize=8))
+    else:
+        for recording in recordings:
+            write_recording(recording)
+
     rows: dict[str, list[tuple]] = {name: [] for name in SPLIT_NAMES}
     for recording in recordings:
-        samples = synthesise_recording(recording, config, wards)
-        write_audio(out_dir / recording.file_path, samples, recording.sample_rate,
-                    recording.subtype)
         speaker = recording.speaker
         rows[split_of[speaker.speaker_id]].append(
             (recording.file_path, int(speaker.is_patient), speaker.speaker_id,

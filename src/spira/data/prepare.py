@@ -27,6 +27,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from spira.data.audio import MIN_FILES_FOR_WORKERS
 from spira.data.privacy import resolve_salt, salted_id
 from spira.data.splits import SPLITS, assign_splits
 from spira.data.tables import Table, read_table
@@ -61,8 +62,6 @@ MANIFEST_COLUMNS = [
     "file_id", "path", "label", "speaker_id", "split", "n_samples", "duration_seconds",
     "source_sample_rate", "source_channels", "sex", "age", "severity", "source_id",
 ]  # fmt: skip
-# Starting a worker (spawn + importing torch) takes seconds: small runs decode in-process.
-MIN_FILES_FOR_WORKERS = 64
 REPORT_COLUMNS = ["set", "manifest", "line", "path", "action", "reason", "message"]
 
 # Hashed ids are hex strings that can look like numbers: always read them as text.
