@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from spira.augment.calibrate import calibrate_noise_bounds, main, noise_only_peak, noise_only_stretches
+from spira.augment.calibrate import PauseDetection, calibrate_noise_bounds, main, noise_only_peak, noise_only_stretches
 from spira.data.audio import write_float_wav
 from spira.data.prepare import MANIFEST_COLUMNS
 
@@ -99,7 +99,7 @@ def test_a_beep_inside_a_pause_is_ward_noise():
         samples[where] += beep
     assert noise_only_peak(samples, RATE) == pytest.approx(max(np.max(np.abs(samples[where])) for where in beeps))
     # Without bridging, the beep splits every pause into two parts too short to count.
-    assert noise_only_peak(samples, RATE, bridge_seconds=0.0) is None
+    assert noise_only_peak(samples, RATE, PauseDetection(bridge_seconds=0.0)) is None
 
 
 def test_short_pauses_are_not_noise_only_stretches():

@@ -105,16 +105,21 @@ def frames_in(seconds: float, frame_seconds: float) -> int:
     return int(np.ceil(seconds / frame_seconds - 1e-9))
 
 
+@dataclass(frozen=True)
+class PauseDetection:
+    """How noise-only stretches are found; the defaults are the constants above."""
+
+    frame_seconds: float = FRAME_SECONDS
+    floor_window_seconds: float = FLOOR_WINDOW_SECONDS
+    floor_margin_db: float = FLOOR_MARGIN_DB
+    min_dynamic_range_db: float = MIN_DYNAMIC_RANGE_DB
+    bridge_seconds: float = BRIDGE_SECONDS
+    min_pause_seconds: float = MIN_PAUSE_SECONDS
+    edge_guard_seconds: float = EDGE_GUARD_SECONDS
+
+
 def noise_only_stretches(
-    samples: np.ndarray,
-    sample_rate: int,
-    frame_seconds: float = FRAME_SECONDS,
-    floor_window_seconds: float = FLOOR_WINDOW_SECONDS,
-    floor_margin_db: float = FLOOR_MARGIN_DB,
-    min_dynamic_range_db: float = MIN_DYNAMIC_RANGE_DB,
-    bridge_seconds: float = BRIDGE_SECONDS,
-    min_pause_seconds: float = MIN_PAUSE_SECONDS,
-    edge_guard_seconds: float = EDGE_GUARD_SECONDS,
+    samples: np.ndarray, sample_rate: int, detection: PauseDetection = PauseDetection()
 ) -> list[tuple[int, int]]:
     """The (start, stop) sample ranges of a mono recording's noise-only stretches.
 
@@ -125,19 +130,20 @@ def noise_only_stretches(
     less than `min_dynamic_range_db` between its background level and its
     loudest frame has none.
     """
-    frame_length = max(1, round(frame_seconds * sample_rate))
+    d = detection
+    frame_length = max(1, round(d.frame_seconds * sample_rate))
     rms = frame_rms(np.asarray(samples), frame_length)
-    floor = background_level(rms, frames_in(floor_window_seconds, frame_seconds))
-    if floor is None or rms.max() < floor * 10 ** (min_dynamic_range_db / 20):
+    floor = background_level(rms, frames_in(d.floor_window_seconds, d.frame_seconds))
+    if floor is None or rms.max() < floor * 10 ** (d.min_dynamic_range_db / 20):
         return []
-    background = (rms > DIGITAL_SILENCE_RMS) & (rms <= floor * 10 ** (floor_margin_db / 20))
+    background = (rms > DIGITAL_SILENCE_RMS) & (rms <= floor * 10 ** (d.floor_margin_db / 20))
     if not background.any():  # only with a negative floor_margin_db
         return []
     edges = np.flatnonzero(np.diff(np.concatenate(([0], background.astype(np.int8), [0]))))
     starts, stops = edges[0::2], edges[1::2]
-    separate = starts[1:] - stops[:-1] > round(bridge_seconds / frame_seconds)
+    separate = starts[1:] - stops[:-1] > round(d.bridge_seconds / d.frame_seconds)
     starts, stops = starts[np.r_[True, separate]], stops[np.r_[separate, True]]
-    guard, min_frames = round(edge_guard_seconds / frame_seconds), frames_in(min_pause_seconds, frame_seconds)
+    guard, min_frames = round(d.edge_guard_seconds / d.frame_seconds), frames_in(d.min_pause_seconds, d.frame_seconds)
     return [
         ((start + guard) * frame_length, (stop - guard) * frame_length)
         for start, stop in zip(starts.tolist(), stops.tolist())
@@ -146,15 +152,7 @@ def noise_only_stretches(
 
 
 def noise_only_peak(
-    samples: np.ndarray,
-    sample_rate: int,
-    frame_seconds: float = FRAME_SECONDS,
-    floor_window_seconds: float = FLOOR_WINDOW_SECONDS,
-    floor_margin_db: float = FLOOR_MARGIN_DB,
-    min_dynamic_range_db: float = MIN_DYNAMIC_RANGE_DB,
-    bridge_seconds: float = BRIDGE_SECONDS,
-    min_pause_seconds: float = MIN_PAUSE_SECONDS,
-    edge_guard_seconds: float = EDGE_GUARD_SECONDS,
+    samples: np.ndarray, sample_rate: int, detection: PauseDetection = PauseDetection()
 ) -> float | None:
     """Peak absolute amplitude over a recording's noise-only stretches, relative to its peak.
 
@@ -166,17 +164,14 @@ def noise_only_peak(
     file_peak = float(np.max(np.abs(samples))) if samples.size else 0.0
     if file_peak == 0:
         return None
-    stretches = noise_only_stretches(
-        samples, sample_rate, frame_seconds, floor_window_seconds, floor_margin_db,
-        min_dynamic_range_db, bridge_seconds, min_pause_seconds, edge_guard_seconds,
-    )  # fmt: skip
+    stretches = noise_only_stretches(samples, sample_rate, detection)
     if not stretches:
         return None
     return max(float(np.max(np.abs(samples[start:stop]))) for start, stop in stretches) / file_peak
 
 
 def calibrate_noise_bounds(
-    recordings: Iterable[tuple[np.ndarray, int]], quantile: float = 0.0, **detection: float
+    recordings: Iterable[tuple[np.ndarray, int]], quantile: float = 0.0, detection: PauseDetection = PauseDetection()
 ) -> NoiseBounds:
     """Bounds from the per-file noise-only peaks of (samples, sample_rate) recordings.
 
@@ -185,15 +180,15 @@ def calibrate_noise_bounds(
     door, or a file recorded close to the noise source, moves a bound on its
     own. quantile q > 0 takes the q and 1 - q quantiles of the per-file peaks
     instead (0.05: the 5th and 95th percentiles), which needs enough files for
-    those quantiles to mean something. `detection` settings go to
-    `noise_only_peak`. Recordings are read one at a time, so a generator over
+    those quantiles to mean something. `detection` says how pauses are found
+    (see `noise_only_stretches`). Recordings are read one at a time, so a generator over
     files on disk holds one file in memory.
     """
     if not 0 <= quantile < 0.5:
         raise ValueError(f"quantile must satisfy 0 <= quantile < 0.5, got {quantile}")
     peaks, skipped = [], 0
     for samples, sample_rate in recordings:
-        peak = noise_only_peak(samples, sample_rate, **detection)
+        peak = noise_only_peak(samples, sample_rate, detection)
         if peak is None:
             skipped += 1
         else:
