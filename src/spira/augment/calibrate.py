@@ -181,8 +181,8 @@ def calibrate_noise_bounds(
     own. quantile q > 0 takes the q and 1 - q quantiles of the per-file peaks
     instead (0.05: the 5th and 95th percentiles), which needs enough files for
     those quantiles to mean something. `detection` says how pauses are found
-    (see `noise_only_stretches`). Recordings are read one at a time, so a generator over
-    files on disk holds one file in memory.
+    (see `noise_only_stretches`). Recordings are read one at a time, so a
+    generator over files on disk holds one file in memory.
     """
     if not 0 <= quantile < 0.5:
         raise ValueError(f"quantile must satisfy 0 <= quantile < 0.5, got {quantile}")
