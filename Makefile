@@ -22,7 +22,7 @@ install: $(STAMP)
 
 # Compose params.yaml from conf/ exactly as `dvc exp run` does.
 params: install
-	$(BIN)/python -m spira.compose_params
+	$(BIN)/spira params
 
 # The params people change and the clean/noisy test metrics, one row per experiment.
 EXP_SHOW_COLUMNS := Experiment|model\.dropout|augment\.name|train\.batch_size|train\.optimizer\.lr|trainer\.max_epochs|test_(clean|noisy)\.(auroc|accuracy|balanced_accuracy)

@@ -29,6 +29,18 @@ def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.Complet
     return result
 
 
+def run_activated(script: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run a shell script as a user types it: `source .venv/bin/activate` first, on a PATH
+    without the virtualenv (the README's recipe must work from a plain shell)."""
+    venv_bin = Path(sys.prefix) / "bin"
+    path = os.pathsep.join(entry for entry in os.environ["PATH"].split(os.pathsep) if Path(entry) != venv_bin)
+    env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"} | {"PATH": path, "WANDB_MODE": "offline"}
+    result = subprocess.run(["bash", "-c", f"set -e; source {venv_bin / 'activate'}; {script}"], cwd=cwd, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise AssertionError(f"{script} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
 def make_pipeline_repo(destination: Path, experiment: str = SMOKE_EXPERIMENT) -> Path:
     """A fresh git + DVC repository holding the pipeline, with `experiment` as its default.
 

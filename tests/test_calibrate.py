@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from spira.augment.calibrate import PauseDetection, calibrate_noise_bounds, main, noise_only_peak, noise_only_stretches
+from spira.augment.calibrate import PauseDetection, calibrate_noise_bounds, noise_only_peak, noise_only_stretches
+from spira.cli import main
 from spira.data.audio import write_float_wav
-from spira.data.prepare import MANIFEST_COLUMNS
+from spira.data.manifest import MANIFEST_COLUMNS
 
 RATE = 16000
 SYLLABLE_SECONDS = 0.2
@@ -194,7 +195,7 @@ def test_cli_prints_the_overrides_for_the_train_patients_and_no_identifiers(tmp_
     expected_low, expected_high = noise_only_peak(low, RATE), noise_only_peak(high, RATE)
     assert expected_low == pytest.approx(0.05 / 1.05, rel=0.02) and expected_high == pytest.approx(0.15 / 1.15, rel=0.02)
 
-    main(["--params", str(params)])
+    main(["calibrate-noise", "--params", str(params)])
     output = capsys.readouterr().out
 
     assert "2 patient files of the train split (1 skipped" in output
@@ -211,7 +212,7 @@ def test_cli_hides_the_path_of_a_missing_file(tmp_path, capsys):
     missing = next((tmp_path / "prepared" / "audio").iterdir())
     missing.unlink()
     with pytest.raises(SystemExit) as exit_info:
-        main(["--params", str(params)])
+        main(["calibrate-noise", "--params", str(params)])
     message = str(exit_info.value.code) + capsys.readouterr().out
     assert "missing or unreadable" in message
     assert missing.stem not in message and "spk" not in message

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from spira.data.demo import DemoCohortConfig, draw_speaker, generate_demo_cohort, split_demo_speakers
+from spira.demo import DemoCohortConfig, generate_demo_cohort
+from spira.demo.cohort import draw_speaker, split_demo_speakers
 
 TINY = dict(
     n_speakers=8,
@@ -223,7 +224,7 @@ def test_same_seed_same_bytes_other_seed_other_audio(tiny: tuple[Path, dict],
 
 
 def test_worker_processes_write_the_same_bytes(tmp_path: Path) -> None:
-    # Enough recordings (>= MIN_FILES_FOR_WORKERS) that the worker pool is used.
+    # Enough recordings (>= MIN_ITEMS_FOR_WORKERS) that the worker pool is used.
     config = {**TINY, "n_speakers": 22, "utterances_per_speaker": 3}
     generate_demo_cohort(tmp_path / "pool", DemoCohortConfig(**config, num_workers=2))
     generate_demo_cohort(tmp_path / "inline", DemoCohortConfig(**config, num_workers=0))

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import make_pipeline_repo, run
+from conftest import make_pipeline_repo, run, run_activated
 from spira.config import compose_params
 from test_notebooks import execute_notebook, printed_text
 
@@ -146,8 +146,9 @@ def wait_for_queue(repo: Path, timeout_s: float = 300) -> str:
 
 
 def test_dvc_queue_runs_two_experiments_with_dvclive_and_offline_wandb(repo_copy: Path):
-    run(["dvc", "exp", "run", "--queue", "-S", "train.optimizer.lr=1e-3,3e-4", "-S", "logger=[csv,dvclive,wandb]"], repo_copy)
-    run(["dvc", "queue", "start", "-j", "1"], repo_copy)
+    # The README's recipe, typed in a shell with the virtualenv activated: the
+    # queue worker starts `dvc` from PATH.
+    run_activated("dvc exp run --queue -S 'train.optimizer.lr=1e-3,3e-4' -S 'logger=[csv,dvclive,wandb]'; dvc queue start -j 1", repo_copy)
     status = wait_for_queue(repo_copy)
     assert status.count("Success") == 2, status
 

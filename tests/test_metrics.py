@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from spira.evaluation.metrics import aggregate_per_file, binary_metrics, file_loss
+from spira.metrics import aggregate_per_file, binary_metrics, file_loss
 
 
 def test_per_file_mean_of_window_probabilities():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,11 @@ import soundfile as sf
 
 from spira.config import compose_config
 from spira.data import prepare as prepare_module
-from spira.data.prepare import QUARANTINE_FILE, QUARANTINE_SUMMARY_FILE, PrepareError, format_report_table, prepare_dataset
+from spira.data.prepare import prepare_dataset
 from spira.data.privacy import salted_id
+from spira.data.quarantine import QUARANTINE_FILE, QUARANTINE_SUMMARY_FILE, format_report_table
+from spira.data.rows import PrepareError
+from spira.parallel import ordered_map
 
 SALT = "salt-from-the-environment"
 RATE = 22050
@@ -299,7 +303,8 @@ def test_parallel_workers_give_byte_identical_outputs(tmp_path: Path, monkeypatc
         sf.write(dataset / f"audio/{number}.wav", voice(number, rate=44100), 44100, subtype="PCM_16")
         lines.append(f"audio/{number}.wav,{number % 2},s{number}")
     (dataset / "manifest.csv").write_text("\n".join(lines) + "\n")
-    monkeypatch.setattr(prepare_module, "MIN_FILES_FOR_WORKERS", 1)
+    # Twelve files are below the pool's threshold: lower it so the workers run.
+    monkeypatch.setattr(prepare_module, "ordered_map", partial(ordered_map, min_items=1))
     outputs = {}
     for workers in (0, 2):
         out = tmp_path / f"w{workers}"

@@ -92,14 +92,31 @@ def uses_wandb(cfg: DictConfig) -> bool:
     return any(conf._target_ == WANDB_LOGGER for conf in cfg.logger.values())
 
 
-def log_evaluation_to_wandb(run, test_metrics: dict[str, dict], report_dir: str | Path) -> None:
+def log_test_results(cfg: DictConfig, test_metrics: dict[str, dict], report_dir: str | Path) -> None:
     """Clean and noisy test metrics, ROC curves and confusion matrices as W&B charts.
 
-    The charts are built from the per-file predictions evaluate wrote (labels
-    and probabilities only).
+    Into the active run when there is one (the Hydra entry trains and evaluates
+    in one run), else into a run of its own, job type `evaluate`, with the same
+    group and name as the train stage's run (the DVC evaluate stage). The charts
+    are built from the per-file predictions evaluate wrote (labels and
+    probabilities only).
     """
     import wandb
 
+    run = wandb.run
+    own_run = run is None
+    if own_run:
+        use_offline_wandb_by_default()
+        conf = next(conf for conf in cfg.logger.values() if conf._target_ == WANDB_LOGGER)
+        arguments = wandb_run_arguments(conf, cfg)
+        run = wandb.init(
+            project=conf.project,
+            dir=arguments["save_dir"],
+            group=arguments["group"],
+            name=arguments["name"],
+            job_type="evaluate",
+            config=arguments["config"],
+        )
     charts = {}
     for test_set, metrics in test_metrics.items():
         predictions = pd.read_csv(Path(report_dir) / f"predictions_{test_set}.csv")
@@ -114,22 +131,5 @@ def log_evaluation_to_wandb(run, test_metrics: dict[str, dict], report_dir: str 
         for name, value in metrics.items():
             run.summary[f"{test_set}/{name}"] = value
     run.log(charts)
-
-
-def log_evaluation_run(cfg: DictConfig, test_metrics: dict[str, dict], report_dir: str | Path) -> None:
-    """The evaluate stage's W&B run: same group and name as the train stage's run, job_type `evaluate`."""
-    import wandb
-
-    use_offline_wandb_by_default()
-    conf = next(conf for conf in cfg.logger.values() if conf._target_ == WANDB_LOGGER)
-    arguments = wandb_run_arguments(conf, cfg)
-    run = wandb.init(
-        project=conf.project,
-        dir=arguments["save_dir"],
-        group=arguments["group"],
-        name=arguments["name"],
-        job_type="evaluate",
-        config=arguments["config"],
-    )
-    log_evaluation_to_wandb(run, test_metrics, report_dir)
-    run.finish()
+    if own_run:
+        run.finish()

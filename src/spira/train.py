@@ -26,11 +26,10 @@ from hydra.types import RunMode
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from spira.evaluation.evaluate import evaluate
 from spira.features.store import FEATURES_FILE, NOISY_TEST
+from spira.pipeline.model import run_outputs, train_and_evaluate
 from spira.sweeps import RUN_ERROR_FILE, RUN_METRICS_FILE
-from spira.tracking import DVCLIVE_LOGGER, WANDB_LOGGER, log_evaluation_to_wandb, use_offline_wandb_by_default, uses_wandb
-from spira.training.train import train
+from spira.tracking import DVCLIVE_LOGGER, WANDB_LOGGER, use_offline_wandb_by_default, uses_wandb
 
 log = logging.getLogger(__name__)
 
@@ -63,23 +62,14 @@ def require_features(features_dir: str | Path) -> None:
         )
 
 
-def train_and_evaluate(cfg: DictConfig, run_dir: Path) -> dict:
-    """Fit into run_dir, evaluate the best checkpoint on the clean and noisy test sets.
+def run(cfg: DictConfig, run_dir: Path) -> dict:
+    """One run of the sweep: its config, then fit and evaluate into run_dir.
 
-    Returns the run's metrics (empty on DDP ranks other than zero)."""
+    Returns the run's flattened metrics (empty on DDP ranks other than zero)."""
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-    summary = train(cfg, run_dir / "train_metrics.json")
-    if not summary:
-        return {}
-    test_metrics = evaluate(
-        run_dir / "checkpoints" / "best.ckpt", cfg.features.out_dir, float(cfg.evaluate.threshold), int(cfg.evaluate.batch_size), run_dir / "eval"
-    )
-    metrics = {**summary, **{f"{test_set}/{name}": value for test_set, values in test_metrics.items() for name, value in values.items()}}
-    (run_dir / RUN_METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
-    if uses_wandb(cfg):
-        import wandb
-
-        log_evaluation_to_wandb(wandb.run, test_metrics, run_dir / "eval")
+    metrics = train_and_evaluate(cfg, run_outputs(run_dir))
+    if metrics:
+        (run_dir / RUN_METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 
@@ -105,7 +95,7 @@ def main(cfg: DictConfig) -> float | None:
     cfg = run_config(cfg, run_dir)
     require_features(cfg.features.out_dir)
     try:
-        metrics = train_and_evaluate(cfg, run_dir)
+        metrics = run(cfg, run_dir)
     except Exception:
         if not multirun:
             raise

@@ -8,7 +8,7 @@ microphones; another hospital's wards are louder or quieter, and inserting
 noise at SPIRA's level would under- or over-state them. This module measures
 the same quantity on the prepared data of this pipeline:
 
-    python -m spira.augment.calibrate [--params params.yaml] [--split train]
+    spira calibrate-noise [--params params.yaml] [--split train]
         [--label patient] [--quantile 0.0]
 
 It prints counts and bounds only, never a file name or a speaker id, and the
@@ -18,8 +18,6 @@ It prints counts and bounds only, never a file name or a speaker id, and the
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +25,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from spira.config import load_params
 from spira.data.audio import to_mono
-from spira.data.prepare import MANIFEST_FILE, read_prepared_manifest
-from spira.data.splits import SPLITS
 
 # 20 ms frames: the usual speech-analysis frame, short enough to resolve the
 # pauses between words, long enough (320 samples at 16 kHz) for a steady RMS.
@@ -215,62 +210,3 @@ def read_recordings(paths: Iterable[Path]) -> Iterator[tuple[np.ndarray, int]]:
     for path in paths:
         samples, sample_rate = sf.read(path, dtype="float32")
         yield to_mono(samples), sample_rate
-
-
-def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m spira.augment.calibrate",
-        description="Measure the peak amplitude of the noise-only stretches of the prepared recordings "
-        "and print the ward-noise bounds to train and test with.",
-    )
-    parser.add_argument("--params", default="params.yaml", help="composed parameters (default: params.yaml)")
-    parser.add_argument("--split", choices=[*SPLITS, "all"], default="train", help="prepared split to measure (default: train)")
-    parser.add_argument(
-        "--label", choices=[*LABELS, "all"], default="patient",
-        help="recordings to measure (default: patient, as SPIRA: patients were recorded in the wards)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--quantile", type=float, default=0.0,
-        help="take the q and 1-q quantiles of the per-file peaks instead of min and max (default: 0, SPIRA's min/max)",
-    )  # fmt: skip
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = parse_arguments(argv)
-    params = load_params(args.params)
-    prepared_dir = Path(params.data.out_dir)
-    if not (prepared_dir / MANIFEST_FILE).is_file():
-        sys.exit(f"{prepared_dir}: no prepared data (data.out_dir); run `dvc repro prepare` first")
-    manifest = read_prepared_manifest(prepared_dir)
-    if args.split != "all":
-        manifest = manifest[manifest["split"] == args.split]
-    if args.label != "all":
-        manifest = manifest[manifest["label"] == LABELS[args.label]]
-    selection = f"{args.label} files of the {args.split} split" if args.split != "all" else f"{args.label} files of all splits"
-    if manifest.empty:
-        sys.exit(f"no {selection} in the prepared data")
-    try:
-        bounds = calibrate_noise_bounds(read_recordings(prepared_dir / path for path in manifest["path"]), args.quantile)
-    except sf.LibsndfileError:
-        # soundfile's message names the file; patient data: say only what to do.
-        sys.exit(f"a prepared audio file of the {selection} is missing or unreadable; rerun `dvc repro prepare`")
-    except ValueError as error:
-        sys.exit(f"cannot calibrate on the {selection}: {error}")
-    statistic = "plain min/max, as SPIRA" if args.quantile == 0 else f"{args.quantile:g} and {1 - args.quantile:g} quantiles"
-    print(
-        f"noise-only peaks of {bounds.files_used} {selection} "
-        f"({bounds.files_skipped} skipped: no pause of {MIN_PAUSE_SECONDS:g} s or more)"
-    )
-    print(f"min_amplitude {format_amplitude(bounds.min_amplitude)}  max_amplitude {format_amplitude(bounds.max_amplitude)}  ({statistic})")
-    configured = params.get("augment", {}).get("ward_noise")
-    if configured:
-        print(f"configured now: min_amplitude {configured.min_amplitude}  max_amplitude {configured.max_amplitude}")
-    else:
-        print("the configured augment group inserts no ward noise: add -S augment=spira_noise to train with these bounds")
-    print("train and test with these bounds:")
-    print(override_command(bounds))
-
-
-if __name__ == "__main__":
-    main()

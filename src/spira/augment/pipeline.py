@@ -6,23 +6,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import soundfile as sf
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from spira.augment.noise import WardNoiseInserter
+from spira.data.manifest import NOISE_MANIFEST_FILE, read_noise_manifest
 
 # (window samples, label, rng) -> augmented window samples
 Augmenter = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 
 
-def load_noise_clips(prepared_dir: Path, noise_manifest: str = "noise_manifest.csv") -> list[np.ndarray]:
+def load_noise_clips(prepared_dir: Path) -> list[np.ndarray]:
     """The prepared (16 kHz, peak-normalised) ward-noise recordings, in manifest order."""
-    path = prepared_dir / noise_manifest
-    if not path.exists():
+    if not (prepared_dir / NOISE_MANIFEST_FILE).exists():
         return []
-    return [sf.read(prepared_dir / relative, dtype="float32")[0] for relative in pd.read_csv(path)["path"]]
+    return [sf.read(prepared_dir / relative, dtype="float32")[0] for relative in read_noise_manifest(prepared_dir)["path"]]
 
 
 def ward_noise_inserter(config: DictConfig, noise_clips: list[np.ndarray]) -> WardNoiseInserter:

@@ -20,9 +20,6 @@ import torchaudio.transforms as T
 
 # Frames read per block: 64 Ki frames is 0.5 MiB per channel of float32.
 DEFAULT_BLOCK_FRAMES = 65536
-# Starting a worker process (spawn + importing torch) takes seconds: runs with
-# fewer files than this stay in-process.
-MIN_FILES_FOR_WORKERS = 64
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -14,13 +13,14 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_curve
 
-from spira.evaluation.metrics import aggregate_per_file, binary_metrics
 from spira.features.store import NOISY_TEST, load_split
-from spira.training.module import SpiraLitModule
+from spira.metrics import aggregate_per_file, binary_metrics
 
 
-def predict_windows(module: SpiraLitModule, windows: np.ndarray, batch_size: int) -> np.ndarray:
-    """Sigmoid probability per window, in eval mode, batch by batch."""
+def predict_windows(module: torch.nn.Module, windows: np.ndarray, batch_size: int) -> np.ndarray:
+    """Sigmoid probability per window, in eval mode, batch by batch.
+
+    `module` maps a (batch, frames, coefficients) feature tensor to window logits."""
     module.eval()
     probs = []
     with torch.inference_mode():
@@ -30,7 +30,7 @@ def predict_windows(module: SpiraLitModule, windows: np.ndarray, batch_size: int
     return np.concatenate(probs) if probs else np.empty(0)
 
 
-def evaluate_split(module: SpiraLitModule, features_dir: Path, split: str, threshold: float, batch_size: int) -> tuple[dict, pd.DataFrame]:
+def evaluate_split(module: torch.nn.Module, features_dir: Path, split: str, threshold: float, batch_size: int) -> tuple[dict, pd.DataFrame]:
     """Per-file metrics and the per-file predictions table for one featurized split."""
     windows, index = load_split(features_dir, split)
     window_prob = predict_windows(module, windows, batch_size)
@@ -90,9 +90,8 @@ def write_report(name: str, metrics: dict, predictions: pd.DataFrame, out_dir: P
 TEST_SETS = {"test_clean": "test", "test_noisy": NOISY_TEST}
 
 
-def evaluate(checkpoint: str | Path, features_dir: str | Path, threshold: float, batch_size: int, out_dir: str | Path) -> dict:
-    """Evaluate the checkpoint on the clean and noisy test sets: {"test_clean": {...}, "test_noisy": {...}}."""
-    module = SpiraLitModule.load_from_checkpoint(str(checkpoint), map_location="cpu")
+def evaluate(module: torch.nn.Module, features_dir: str | Path, threshold: float, batch_size: int, out_dir: str | Path) -> dict:
+    """Evaluate a window classifier on the clean and noisy test sets: {"test_clean": {...}, "test_noisy": {...}}."""
     results = {}
     for name, split in TEST_SETS.items():
         metrics, predictions = evaluate_split(module, Path(features_dir), split, threshold, batch_size)

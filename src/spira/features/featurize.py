@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from spira.augment.noise import WardNoiseInserter
 from spira.augment.pipeline import load_noise_clips, ward_noise_inserter
-from spira.data.prepare import read_prepared_manifest
+from spira.data.manifest import read_prepared_manifest
 from spira.data.splits import SPLITS
 from spira.features.mfcc import MfccExtractor, WindowSpec, build_extractor, cut_windows, window_spec
 from spira.features.store import FEATURES_FILE, INDEX_COLUMNS, INDEX_FILE, NOISY_TEST, NORMALIZATION_FILE

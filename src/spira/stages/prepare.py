@@ -3,14 +3,16 @@
 import sys
 from pathlib import Path
 
-from spira.data.prepare import SUMMARY_FILE, PrepareError, prepare_dataset
+from spira.data.manifest import SUMMARY_FILE
+from spira.data.rows import PrepareError
+from spira.pipeline.data import prepare_data
 from spira.stages._cli import stage_params
 
 
 def main() -> None:
     cfg = stage_params(__doc__)
     try:
-        prepare_dataset(cfg.data)
+        prepare_data(cfg)
     except PrepareError as error:
         print(f"\n{error}", file=sys.stderr)
         sys.exit(1)

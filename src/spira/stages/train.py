@@ -1,15 +1,13 @@
-"""DVC stage train: fit the configured model with Lightning."""
+"""DVC stage train: fit the configured model with Lightning (metrics/train.json, checkpoints)."""
 
+from spira.pipeline.model import fit_model
 from spira.stages._cli import stage_params
-from spira.training.train import train
-
-METRICS_PATH = "metrics/train.json"
 
 
 def main() -> None:
-    cfg = stage_params(__doc__)
-    summary = train(cfg, METRICS_PATH)
-    print(f"best checkpoint metrics: {summary}")
+    summary = fit_model(stage_params(__doc__))
+    if summary:
+        print(f"best checkpoint metrics: {summary}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from spira.augment.pipeline import Augmenter
-from spira.data.prepare import read_prepared_manifest
+from spira.data.manifest import read_prepared_manifest
 from spira.features.mfcc import WindowSpec
 from spira.features.store import load_split
 

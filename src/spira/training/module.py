@@ -10,7 +10,7 @@ import torch
 from hydra.utils import instantiate
 from torch.nn import functional as F
 
-from spira.evaluation.metrics import aggregate_per_file, binary_metrics, file_loss
+from spira.metrics import aggregate_per_file, binary_metrics, file_loss
 from spira.features.mfcc import build_extractor
 from spira.training.schedule import noam_factor
 

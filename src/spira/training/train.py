@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -19,6 +18,16 @@ from spira.features.store import load_normalization
 from spira.tracking import instantiate_loggers
 from spira.training.data import FeatureDataModule
 from spira.training.module import SpiraLitModule
+
+# The entry of cfg.callbacks whose checkpoint the pipeline evaluates.
+BEST_CHECKPOINT = "model_checkpoint"
+
+
+def checkpoint_path(cfg: DictConfig, callback: str = BEST_CHECKPOINT) -> Path:
+    """The file a ModelCheckpoint entry of cfg.callbacks writes: dirpath/filename.ckpt.
+    The one place checkpoint files are named: the callbacks config decides."""
+    conf = cfg.callbacks[callback]
+    return Path(conf.dirpath) / f"{conf.filename}.ckpt"
 
 
 def build_module(cfg: DictConfig) -> SpiraLitModule:
@@ -45,15 +54,15 @@ def remove_stale_checkpoints(checkpoint_dir: Path) -> None:
         shutil.rmtree(checkpoint_dir)
 
 
-def train(cfg: DictConfig, metrics_path: str | Path) -> dict:
-    """Fit, keep the best (lowest val/file_loss) and last checkpoints, write a metrics summary.
+def fit(cfg: DictConfig) -> dict:
+    """Fit, keep the best (lowest val/file_loss) and last checkpoints, return a summary:
+    epochs, parameter count and the validation metrics of the best checkpoint.
 
     Under DDP every rank fits; only global rank zero validates the best
-    checkpoint and writes the summary (the other ranks return an empty dict).
+    checkpoint and returns the summary (the other ranks return an empty dict).
     """
     L.seed_everything(int(cfg.seed), workers=True)
-    checkpoint_dir = Path(cfg.callbacks.model_checkpoint.dirpath)
-    remove_stale_checkpoints(checkpoint_dir)
+    remove_stale_checkpoints(checkpoint_path(cfg).parent)
     module = build_module(cfg)
     spec = window_spec(cfg.features)
     augmenter = build_augmenter(cfg.augment, Path(cfg.data.out_dir), spec.sample_rate)
@@ -67,7 +76,7 @@ def train(cfg: DictConfig, metrics_path: str | Path) -> dict:
     if not trainer.is_global_zero:
         return {}
 
-    checkpoint = callbacks["model_checkpoint"]
+    checkpoint = callbacks[BEST_CHECKPOINT]
     best = SpiraLitModule.load_from_checkpoint(checkpoint.best_model_path, map_location="cpu")
     validation = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
     best_metrics = validation.validate(best, datamodule=datamodule, verbose=False)[0]
@@ -77,8 +86,6 @@ def train(cfg: DictConfig, metrics_path: str | Path) -> dict:
         "parameters": int(sum(p.numel() for p in module.net.parameters())),
         **{key: round(float(value), 6) for key, value in sorted(best_metrics.items())},
     }
-    Path(metrics_path).parent.mkdir(parents=True, exist_ok=True)
-    Path(metrics_path).write_text(json.dumps(summary, indent=2) + "\n")
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
             model_size = {"model/parameters": summary["parameters"], "model/checkpoint_bytes": Path(checkpoint.best_model_path).stat().st_size}
