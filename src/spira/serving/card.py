@@ -39,6 +39,14 @@ def metrics_table(test_metrics: dict[str, dict[str, Any]]) -> list[str]:
     return rows
 
 
+def metrics_note(test_metrics: dict[str, dict[str, Any]]) -> list[str]:
+    """How uncertain the figures are: the intervals when given, else the file counts to judge by."""
+    if any(name.endswith(CI_LOW) for values in test_metrics.values() for name in values):
+        return ["95% confidence intervals in brackets, as the evaluation computed them."]
+    files = ", ".join(f"{name}: {values['n_files']} files" for name, values in test_metrics.items() if "n_files" in values)
+    return [f"The evaluation gives no confidence intervals; judge the figures by the number of test files ({files})."]
+
+
 def counts_table(manifest: pd.DataFrame) -> list[str]:
     """Files and speakers per split and class; training files per source (hashed source ids)."""
     rows = ["| split | files | speakers | " + " | ".join(f"{name} files" for name in CLASS_NAMES) + " |", "|---|---|---|---|---|"]
@@ -90,7 +98,7 @@ def model_card(contract: dict[str, Any], test_metrics: dict[str, dict[str, Any]]
         "",
         "## Test metrics (per file)",
         "",
-        "Confidence intervals in brackets where the evaluation provides them.",
+        *metrics_note(test_metrics),
         "",
         *metrics_table(test_metrics),
         "",
