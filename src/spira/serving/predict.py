@@ -88,7 +88,13 @@ def file_check(accepted_input: dict[str, Any]) -> FileCheck:
 
 
 def load_predictor(export_dir: str | Path) -> Predictor:
-    """The model of an export folder; FileNotFoundError / ValueError when the folder is not one."""
+    """The model of an export folder; FileNotFoundError / ValueError when the folder is not one.
+
+    Sets torch to one thread for the process: the front end's small STFTs gain
+    nothing from more, and torch's threads competing with onnxruntime's made a
+    10 s file 3.5 times slower on the 2-core VM (benchmarks/bench_predict.py).
+    """
+    torch.set_num_threads(1)
     export_dir = Path(export_dir)
     contract = read_contract(export_dir)
     options = ort.SessionOptions()
