@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,19 @@ def make_pipeline_repo(destination: Path, experiment: str = SMOKE_EXPERIMENT) ->
 @pytest.fixture
 def tiny_repo(tmp_path: Path) -> Path:
     return make_pipeline_repo(tmp_path / "repo")
+
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    repo: Path
+    output: str  # standard output of its one `dvc repro`
+
+
+@pytest.fixture(scope="session")
+def smoke_pipeline(tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
+    """One tiny pipeline run through every stage with `dvc repro`, shared by the
+    tests that only read its outputs (end to end, export, predict, serve). Tests
+    must not modify it: write to their own tmp_path."""
+    repo = make_pipeline_repo(tmp_path_factory.mktemp("smoke") / "repo")
+    return PipelineRun(repo, run(["dvc", "repro"], repo).stdout)

@@ -25,7 +25,7 @@ def _raw_values_absent(repo: Path, values: set[str]) -> None:
 
 
 def test_spira_layout_keeps_the_given_split_end_to_end(tiny_repo: Path):
-    result = run(["dvc", "exp", "run", "-S", "data=spira", "-S", "data.root=data/demo"], tiny_repo)
+    result = run(["dvc", "exp", "run", "evaluate", "-S", "data=spira", "-S", "data.root=data/demo"], tiny_repo)
     assert "Running stage 'prepare'" in result.stdout and "Running stage 'evaluate'" in result.stdout
 
     manifest = pd.read_csv(tiny_repo / "data/prepared/manifest.csv", dtype={"file_id": str, "speaker_id": str})
@@ -80,7 +80,7 @@ def test_generic_csv_folder_of_mixed_formats_end_to_end(tiny_repo: Path, tmp_pat
         "-S", "data.columns.label='Diagnóstico'", "-S", "data.columns.source=Hospital",
         "-S", "data.labels.patient=[positivo]", "-S", "data.labels.control=[negativo]",
     ]  # fmt: skip
-    result = run(["dvc", "exp", "run", *overrides], tiny_repo)
+    result = run(["dvc", "exp", "run", "evaluate", *overrides], tiny_repo)
     assert "Running stage 'evaluate'" in result.stdout
 
     manifest = pd.read_csv(tiny_repo / "data/prepared/manifest.csv", dtype={"file_id": str, "speaker_id": str})

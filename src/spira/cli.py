@@ -2,6 +2,8 @@
 
     spira params [OVERRIDE ...]        compose params.yaml from conf/, as `dvc exp run` does
     spira calibrate-noise [--split S]   measure the ward-noise bounds on the prepared data
+    spira predict AUDIO... [--model M]  score recordings with an exported model (models/export)
+    spira serve [--model M] [--port P]  the same over HTTP (POST /predict, GET /health, GET /model)
 
 The DVC stages have entry points of their own (`python -m spira.stages.<stage>`),
 and the Hydra sweeps theirs (`python -m spira.train`); this command is for the
@@ -54,6 +56,37 @@ def calibrate_noise_command(args: argparse.Namespace) -> None:
     print(override_command(bounds))
 
 
+def predict_command(args: argparse.Namespace) -> None:
+    from spira.pipeline.serving import predict_files
+    from spira.serving.predict import exit_status, write_records
+
+    try:
+        records = predict_files(args.model, args.audio)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"spira predict: {error}", file=sys.stderr)
+        sys.exit(2)
+    if args.out:
+        with open(args.out, "w", newline="") as stream:
+            write_records(records, args.format, stream)
+    else:
+        write_records(records, args.format, sys.stdout)
+    failed = [record for record in records if record["status"] != "ok"]
+    print(f"{len(records) - len(failed)} of {len(records)} files scored", file=sys.stderr)
+    for record in failed:
+        print(f"  {record['reason']}: {record['message']}", file=sys.stderr)
+    sys.exit(exit_status(records))
+
+
+def serve_command(args: argparse.Namespace) -> None:
+    from spira.pipeline.serving import serve_model
+
+    try:
+        serve_model(args.model, args.host, args.port, args.max_upload_mb * 1024 * 1024)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"spira serve: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from spira.augment.calibrate import LABELS
     from spira.data.splits import SPLITS
@@ -88,6 +121,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="take the q and 1-q quantiles of the per-file peaks instead of min and max (default: 0, SPIRA's min/max)",
     )  # fmt: skip
     calibrate.set_defaults(handler=calibrate_noise_command)
+
+    model_help = "export folder of the model (default: models/export, written by `dvc repro export`)"
+    predict = commands.add_parser(
+        "predict",
+        help="score recordings with an exported model",
+        description="Score audio files with the ONNX model of an export folder: the same decoding, resampling, "
+        "windows and features as the pipeline. One record per file (probability, decision, windows, seconds, "
+        "model version) or an error record with the reason. Exit status: 0 all scored, 1 some failed, 2 none scored.",
+    )
+    predict.add_argument("audio", nargs="+", metavar="AUDIO", help="audio file(s), any format the pipeline ingests")
+    predict.add_argument("--model", default="models/export", help=model_help)
+    predict.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="output format (default: jsonl)")
+    predict.add_argument("--out", help="file to write (default: standard output)")
+    predict.set_defaults(handler=predict_command)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve an exported model over HTTP",
+        description="POST /predict (multipart field 'file') returns the record `spira predict` writes; "
+        "GET /health; GET /model returns model.json. Uploads are deleted before the response; nothing about them is logged.",
+    )
+    serve.add_argument("--model", default="models/export", help=model_help)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    serve.add_argument("--max-upload-mb", type=int, default=20, help="largest accepted upload in MiB (default: 20)")
+    serve.set_defaults(handler=serve_command)
     return parser
 
 

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 
 from spira.data.audio import DEFAULT_BLOCK_FRAMES, decode_audio, peak_normalize_in_place, write_float_wav
@@ -147,51 +148,63 @@ def check_and_prepare_file(task: FileTask, check: FileCheck) -> FileResult:
     Never raises for a bad file: every problem comes back as a FileResult
     reason, so one broken upload cannot stop a run of thousands.
     """
-    source = task.source
+    result, samples = decode_and_check(task.source, task.shown_path, check)
+    if samples is not None:
+        write_float_wav(task.destination, samples, check.target_rate)
+    return result
+
+
+def decode_and_check(source: str, shown_path: str, check: FileCheck) -> tuple[FileResult, np.ndarray | None]:
+    """Validate and decode one file: (result, peak-normalised mono samples at the
+    target rate), or (result with its reason, None) for a bad file.
+
+    The one definition of an acceptable recording and of its samples, shared by
+    prepare and by prediction on new recordings. Messages name the file as
+    `shown_path`.
+    """
     try:
         size = os.path.getsize(source)
     except OSError:
-        return FileResult("missing_file", f"{task.shown_path}: no such file")
+        return FileResult("missing_file", f"{shown_path}: no such file"), None
     if size == 0:
-        return FileResult("empty_file", f"{task.shown_path}: the file is empty (0 bytes)")
+        return FileResult("empty_file", f"{shown_path}: the file is empty (0 bytes)"), None
     try:
         info = sf.info(source)
     except Exception as error:  # libsndfile raises several types for unreadable input
         if not looks_like_audio(source):
-            return FileResult("not_audio", f"{task.shown_path}: not an audio file ({_decoder_message(error, source)})")
-        return FileResult("corrupt_audio", f"{task.shown_path}: cannot be opened ({_decoder_message(error, source)})")
+            return FileResult("not_audio", f"{shown_path}: not an audio file ({_decoder_message(error, source)})"), None
+        return FileResult("corrupt_audio", f"{shown_path}: cannot be opened ({_decoder_message(error, source)})"), None
     if not check.min_sample_rate <= info.samplerate <= check.max_sample_rate:
         return FileResult(
             "unsupported_sample_rate",
-            f"{task.shown_path}: {info.samplerate} Hz, outside {check.min_sample_rate}-{check.max_sample_rate} Hz",
-        )
+            f"{shown_path}: {info.samplerate} Hz, outside {check.min_sample_rate}-{check.max_sample_rate} Hz",
+        ), None
     shortfall = wav_data_shortfall(source)
     if shortfall:
         return FileResult(
-            "corrupt_audio", f"{task.shown_path}: truncated WAV (header declares {shortfall[0]} data bytes, file holds {shortfall[1]})"
-        )
+            "corrupt_audio", f"{shown_path}: truncated WAV (header declares {shortfall[0]} data bytes, file holds {shortfall[1]})"
+        ), None
     try:
         decoded = decode_audio(source, check.target_rate, check.clip_level, check.block_frames)
     except Exception as error:
-        return FileResult("corrupt_audio", f"{task.shown_path}: decoding failed ({_decoder_message(error, source)})")
+        return FileResult("corrupt_audio", f"{shown_path}: decoding failed ({_decoder_message(error, source)})"), None
     described = {"source_rate": decoded.source_rate, "channels": decoded.channels}
     if not decoded.all_finite:
-        return FileResult("non_finite_samples", f"{task.shown_path}: contains NaN or infinite samples", **described)
+        return FileResult("non_finite_samples", f"{shown_path}: contains NaN or infinite samples", **described), None
     # MP3 headers only estimate the length, so only other formats are held to it.
     if info.format != "MP3" and decoded.source_frames < decoded.declared_frames:
         return FileResult(
             "corrupt_audio",
-            f"{task.shown_path}: truncated (header declares {decoded.declared_frames} frames, decoded {decoded.source_frames})",
+            f"{shown_path}: truncated (header declares {decoded.declared_frames} frames, decoded {decoded.source_frames})",
             **described,
-        )
+        ), None
     seconds = decoded.source_frames / decoded.source_rate
     if seconds < check.min_seconds:
-        return FileResult("too_short", f"{task.shown_path}: {seconds:.3f} s, shorter than {check.min_seconds} s", **described)
+        return FileResult("too_short", f"{shown_path}: {seconds:.3f} s, shorter than {check.min_seconds} s", **described), None
     if decoded.peak <= check.silence_peak:
-        return FileResult("silent_audio", f"{task.shown_path}: silent (peak {decoded.peak:.2e} <= {check.silence_peak:.0e})", **described)
+        return FileResult("silent_audio", f"{shown_path}: silent (peak {decoded.peak:.2e} <= {check.silence_peak:.0e})", **described), None
     samples = peak_normalize_in_place(decoded.samples)
-    write_float_wav(task.destination, samples, check.target_rate)
-    return FileResult(
+    result = FileResult(
         None,
         "",
         n_samples=int(samples.shape[0]),
@@ -199,3 +212,4 @@ def check_and_prepare_file(task: FileTask, check: FileCheck) -> FileResult:
         clipped_fraction=decoded.clipped_fraction,
         **described,
     )
+    return result, samples

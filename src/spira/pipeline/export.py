@@ -1,0 +1,84 @@
+"""The export step: the evaluated checkpoint -> a self-contained model folder.
+
+`models/export/` (export.out_dir) holds the network as ONNX, its contract
+(model.json) and a generated model card: what the inference side needs,
+without this repository, Lightning or the training config.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from spira.data.manifest import read_prepared_manifest
+from spira.data.validate import AUDIO_EXTENSIONS
+from spira.pipeline.model import STAGE_OUTPUTS
+from spira.serving.card import model_card
+from spira.serving.contract import CARD_FILE, MODEL_FILE, write_contract
+from spira.serving.export import build_contract, export_onnx
+from spira.tracking import data_version, git_commit
+from spira.training.module import SpiraLitModule
+from spira.training.train import checkpoint_path
+
+
+def decision_threshold(cfg: DictConfig) -> tuple[float, str]:
+    """The per-file threshold the evaluation used and how it was set."""
+    threshold = cfg.evaluate.threshold
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise ValueError(f"evaluate.threshold is {threshold!r}: export needs a number")
+    return float(threshold), "fixed in the config (evaluate.threshold), not tuned on data"
+
+
+def accepted_input(data: DictConfig) -> dict[str, Any]:
+    """The audio a model accepts: what prepare accepted for training."""
+    validation = data.validation
+    return {
+        "formats": sorted(AUDIO_EXTENSIONS),
+        "sample_rate": int(data.sample_rate),
+        "resampling": "any rate in min_sample_rate..max_sample_rate, resampled to sample_rate (torchaudio sinc)",
+        "channels": "any; averaged to mono",
+        "peak_normalised": True,
+        "min_seconds": float(validation.min_seconds),
+        "min_sample_rate": int(validation.min_sample_rate),
+        "max_sample_rate": int(validation.max_sample_rate),
+        "silence_peak": float(validation.silence_peak),
+        "clip_level": float(validation.clip_level),
+        "max_clipped_fraction": float(validation.max_clipped_fraction),
+    }
+
+
+def export_model(cfg: DictConfig, test_metrics_path: Path = STAGE_OUTPUTS.test_metrics) -> dict[str, Any]:
+    """Write export.out_dir: model.onnx, model.json and MODEL_CARD.md; returns the contract."""
+    module = SpiraLitModule.load_from_checkpoint(str(checkpoint_path(cfg)), map_location="cpu")
+    hparams = module.hparams
+    out_dir = Path(cfg.export.out_dir)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    num_frames, num_features = int(hparams.net["num_frames"]), int(hparams.net["num_features"])
+    sha256 = export_onnx(module.net, num_frames, num_features, out_dir / MODEL_FILE)
+    threshold, rule = decision_threshold(cfg)
+    features = OmegaConf.to_container(hparams.features, resolve=True) if isinstance(hparams.features, DictConfig) else dict(hparams.features)
+    contract = build_contract(
+        model_name=str(hparams.net["_target_"]).rsplit(".", 1)[-1],
+        onnx_sha256=sha256,
+        num_frames=num_frames,
+        features=features,
+        accepted_input=accepted_input(cfg.data),
+        normalization={"mean": module.feature_mean.tolist(), "std": module.feature_std.tolist()},
+        threshold=threshold,
+        threshold_rule=rule,
+        inconclusive_margin=float(cfg.export.inconclusive_margin),
+        data_version=data_version(cfg.data.out_dir),
+        git_commit=git_commit(),
+    )
+    write_contract(out_dir, contract)
+    manifest = read_prepared_manifest(Path(cfg.data.out_dir))
+    test_metrics = json.loads(Path(test_metrics_path).read_text())
+    demo_data = Path(str(cfg.data.root)).resolve() == Path(str(cfg.demo_cohort.out_dir)).resolve()
+    (out_dir / CARD_FILE).write_text(model_card(contract, test_metrics, manifest, demo_data))
+    return contract

@@ -1,0 +1,130 @@
+"""Score audio files with an exported model: the pipeline's decoder, windows and
+front end, then the ONNX network in onnxruntime. No Lightning, no checkpoint.
+
+A recording goes through exactly what a training recording went through:
+`data.validate.decode_and_check` (decoding, resampling, the same acceptance
+checks, peak normalisation), `features.mfcc.cut_windows` and the extractor
+`features.mfcc.build_extractor` builds from the contract's front-end settings.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from spira.data.validate import FileCheck, decode_and_check
+from spira.features.mfcc import MfccExtractor, WindowSpec, build_extractor, cut_windows, window_spec
+from spira.serving.contract import INPUT_NAME, MODEL_FILE, decide, read_contract
+
+# The fields of every record, in the order the CSV output writes them.
+RECORD_FIELDS = ("file", "status", "probability", "decision", "windows", "seconds", "model_version", "reason", "message")
+
+
+@dataclass
+class Predictor:
+    """An export folder loaded once, then applied to any number of files."""
+
+    contract: dict[str, Any]
+    session: ort.InferenceSession
+    spec: WindowSpec
+    extractor: MfccExtractor
+    check: FileCheck
+    mean: np.ndarray
+    std: np.ndarray
+    batch_size: int = 256
+
+    @property
+    def version(self) -> str:
+        return self.contract["model"]["version"]
+
+    def features(self, samples: np.ndarray) -> np.ndarray:
+        """(windows, frames, coefficients) features of peak-normalised samples at the contract's rate."""
+        windows, _ = cut_windows(samples, self.spec)
+        with torch.inference_mode():
+            return self.extractor(torch.from_numpy(windows)).numpy()
+
+    def window_probabilities(self, features: np.ndarray) -> np.ndarray:
+        """Sigmoid of the network's logit for each window of un-normalised features."""
+        logits = []
+        for start in range(0, features.shape[0], self.batch_size):
+            batch = ((features[start : start + self.batch_size] - self.mean) / self.std).astype(np.float32)
+            logits.append(self.session.run(None, {INPUT_NAME: batch})[0])
+        return 1.0 / (1.0 + np.exp(-np.concatenate(logits).astype(np.float64)))
+
+    def predict_file(self, path: str | Path, shown_name: str) -> dict[str, Any]:
+        """One record: the file's probability and decision, or the reason it could not be scored.
+        Messages name the file as `shown_name` only."""
+        record = dict.fromkeys(RECORD_FIELDS) | {"file": shown_name, "model_version": self.version}
+        result, samples = decode_and_check(str(path), shown_name, self.check)
+        if samples is None:
+            return record | {"status": "error", "reason": result.reason, "message": result.message}
+        probability = float(self.window_probabilities(self.features(samples)).mean())
+        return record | {
+            "status": "ok",
+            "probability": round(probability, 6),
+            "decision": decide(probability, self.contract["decision"]),
+            "windows": self.spec.count(samples.shape[0]),
+            "seconds": round(samples.shape[0] / self.spec.sample_rate, 3),
+        }
+
+
+def file_check(accepted_input: dict[str, Any]) -> FileCheck:
+    return FileCheck(
+        target_rate=int(accepted_input["sample_rate"]),
+        min_seconds=float(accepted_input["min_seconds"]),
+        silence_peak=float(accepted_input["silence_peak"]),
+        clip_level=float(accepted_input["clip_level"]),
+        max_clipped_fraction=float(accepted_input["max_clipped_fraction"]),
+        min_sample_rate=int(accepted_input["min_sample_rate"]),
+        max_sample_rate=int(accepted_input["max_sample_rate"]),
+    )
+
+
+def load_predictor(export_dir: str | Path) -> Predictor:
+    """The model of an export folder; FileNotFoundError / ValueError when the folder is not one.
+
+    Sets torch to one thread for the process: the front end's small STFTs gain
+    nothing from more, and torch's threads competing with onnxruntime's made a
+    10 s file 3.5 times slower on the 2-core VM (benchmarks/bench_predict.py).
+    """
+    torch.set_num_threads(1)
+    export_dir = Path(export_dir)
+    contract = read_contract(export_dir)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(export_dir / MODEL_FILE), options, providers=["CPUExecutionProvider"])
+    normalization = contract["normalization"]
+    return Predictor(
+        contract=contract,
+        session=session,
+        spec=window_spec(contract["features"]),
+        extractor=build_extractor(contract["features"]),
+        check=file_check(contract["input"]),
+        mean=np.asarray(normalization["mean"], dtype=np.float32),
+        std=np.asarray(normalization["std"], dtype=np.float32),
+    )
+
+
+def write_records(records: list[dict[str, Any]], output_format: str, stream: TextIO) -> None:
+    """jsonl: one JSON object per line; csv: one row per record with RECORD_FIELDS as columns."""
+    if output_format == "jsonl":
+        stream.writelines(json.dumps(record) + "\n" for record in records)
+    elif output_format == "csv":
+        writer = csv.DictWriter(stream, fieldnames=RECORD_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+    else:
+        raise ValueError(f"unknown output format {output_format!r}: use jsonl or csv")
+
+
+def exit_status(records: list[dict[str, Any]]) -> int:
+    """0 when every file was scored, 1 when some failed, 2 when none could be."""
+    failed = sum(record["status"] != "ok" for record in records)
+    return 0 if failed == 0 else 2 if failed == len(records) else 1
