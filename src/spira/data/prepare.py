@@ -16,7 +16,6 @@ decodes one file, `quarantine` writes the report and decides failure, and
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from spira.data.manifest import (
     write_summary,
 )
 from spira.data.privacy import resolve_salt
+from spira.safety import check_output_path, replace_folder
 from spira.data.quarantine import QUARANTINE_FILE, check_failures, format_report_table, set_counts, write_quarantine_report
 from spira.data.rows import DATASET, NOISE, Entry, PrepareError, read_dataset_rows, read_noise_rows
 from spira.data.rules import (
@@ -153,11 +153,13 @@ def prepare_dataset(data: DictConfig) -> PreparedDataset:
     root, out_dir, report_dir = Path(data.root), Path(data.out_dir), Path(data.report_dir)
     if not root.is_dir():
         raise PrepareError(f"{root}: data.root is not a folder")
-    for folder in (out_dir, report_dir):
-        if folder.exists():
-            shutil.rmtree(folder)
-    for folder in (out_dir / AUDIO_FOLDER, out_dir / NOISE_FOLDER, report_dir):
-        folder.mkdir(parents=True)
+    inputs = {"data.root": data.root, "data.noise_root": data.noise_root}
+    check_output_path(out_dir, "data.out_dir", inputs)
+    check_output_path(report_dir, "data.report_dir", inputs)
+    replace_folder(out_dir, "data.out_dir", inputs)
+    replace_folder(report_dir, "data.report_dir", inputs)
+    for folder in (out_dir / AUDIO_FOLDER, out_dir / NOISE_FOLDER):
+        folder.mkdir()
     salt, salt_source = resolve_salt(data)
     log.info("hashing ids with the salt from %s", salt_source)
     given_splits = str(data.split.strategy) == "given"

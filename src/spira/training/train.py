@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import lightning as L
@@ -15,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from spira.augment.pipeline import build_augmenter
 from spira.features.mfcc import window_spec
 from spira.features.store import load_normalization
+from spira.safety import replace_folder
 from spira.tracking import instantiate_loggers
 from spira.training.data import FeatureDataModule
 from spira.training.module import SpiraLitModule
@@ -42,16 +42,16 @@ def build_module(cfg: DictConfig) -> SpiraLitModule:
         warmup_steps=int(cfg.train.warmup_steps),
         feature_mean=normalization.get("mean"),
         feature_std=normalization.get("std"),
-        threshold=float(cfg.evaluate.threshold),
     )
 
 
 @rank_zero_only
-def remove_stale_checkpoints(checkpoint_dir: Path) -> None:
+def remove_stale_checkpoints(cfg: DictConfig) -> None:
     """ModelCheckpoint would version a stale best.ckpt as best-v1.ckpt. Rank zero
-    only: under DDP the other ranks start later, while rank zero already trains."""
-    if checkpoint_dir.exists():
-        shutil.rmtree(checkpoint_dir)
+    only: under DDP the other ranks start later, while rank zero already trains.
+    The folder may not overlap the data the run reads (spira.safety)."""
+    inputs = {key: OmegaConf.select(cfg, key) for key in ("data.root", "data.noise_root", "data.out_dir", "features.out_dir")}
+    replace_folder(checkpoint_path(cfg).parent, "callbacks.model_checkpoint.dirpath", inputs)
 
 
 def fit(cfg: DictConfig) -> dict:
@@ -62,7 +62,7 @@ def fit(cfg: DictConfig) -> dict:
     checkpoint and returns the summary (the other ranks return an empty dict).
     """
     L.seed_everything(int(cfg.seed), workers=True)
-    remove_stale_checkpoints(checkpoint_path(cfg).parent)
+    remove_stale_checkpoints(cfg)
     module = build_module(cfg)
     spec = window_spec(cfg.features)
     augmenter = build_augmenter(cfg.augment, Path(cfg.data.out_dir), spec.sample_rate)
