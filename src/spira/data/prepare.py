@@ -153,6 +153,7 @@ def prepare_dataset(data: DictConfig) -> PreparedDataset:
     root, out_dir, report_dir = Path(data.root), Path(data.out_dir), Path(data.report_dir)
     if not root.is_dir():
         raise PrepareError(f"{root}: data.root is not a folder")
+    salt, salt_source = resolve_salt(data)
     inputs = {"data.root": data.root, "data.noise_root": data.noise_root}
     check_output_path(out_dir, "data.out_dir", inputs)
     check_output_path(report_dir, "data.report_dir", inputs)
@@ -160,7 +161,6 @@ def prepare_dataset(data: DictConfig) -> PreparedDataset:
     replace_folder(report_dir, "data.report_dir", inputs)
     for folder in (out_dir / AUDIO_FOLDER, out_dir / NOISE_FOLDER):
         folder.mkdir()
-    salt, salt_source = resolve_salt(data)
     log.info("hashing ids with the salt from %s", salt_source)
     given_splits = str(data.split.strategy) == "given"
     if str(data.split.strategy) not in ("given", "speaker"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
-import torch
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -16,6 +15,7 @@ from spira.features.mfcc import window_spec
 from spira.features.store import load_normalization
 from spira.safety import replace_folder
 from spira.tracking import instantiate_loggers
+from spira.training.checkpoint import load_module, read_checkpoint
 from spira.training.data import FeatureDataModule
 from spira.training.module import SpiraLitModule
 
@@ -37,7 +37,8 @@ def build_module(cfg: DictConfig) -> SpiraLitModule:
     normalization = load_normalization(Path(cfg.features.out_dir)) or {}
     return SpiraLitModule(
         net=net,
-        features=OmegaConf.to_container(cfg.features, resolve=True),
+        # Without out_dir: every logger receives these hyperparameters, and a path is private.
+        features={key: value for key, value in OmegaConf.to_container(cfg.features, resolve=True).items() if key != "out_dir"},
         optimizer=OmegaConf.to_container(cfg.train.optimizer, resolve=True),
         warmup_steps=int(cfg.train.warmup_steps),
         feature_mean=normalization.get("mean"),
@@ -77,11 +78,12 @@ def fit(cfg: DictConfig) -> dict:
         return {}
 
     checkpoint = callbacks[BEST_CHECKPOINT]
-    best = SpiraLitModule.load_from_checkpoint(checkpoint.best_model_path, map_location="cpu")
+    allowed_targets = list(cfg.checkpoint.allowed_targets)
+    best = load_module(checkpoint.best_model_path, allowed_targets)
     validation = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
     best_metrics = validation.validate(best, datamodule=datamodule, verbose=False)[0]
     summary = {
-        "best_epoch": int(torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)["epoch"]),
+        "best_epoch": int(read_checkpoint(checkpoint.best_model_path, allowed_targets)["epoch"]),
         "epochs_run": int(trainer.current_epoch),
         "parameters": int(sum(p.numel() for p in module.net.parameters())),
         **{key: round(float(value), 6) for key, value in sorted(best_metrics.items())},
