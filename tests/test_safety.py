@@ -52,7 +52,8 @@ def test_the_noise_root_is_protected_too(tmp_path, monkeypatch):
 def test_prepare_refuses_an_output_folder_holding_the_recordings(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     root = recordings(tmp_path / "data" / "demo")
-    data = OmegaConf.create({"root": "data/demo", "noise_root": "data/demo", "out_dir": "data", "report_dir": "data/quarantine"})
+    data = OmegaConf.create({"name": "demo", "public_dataset": True, "speaker_id_salt": "spira-demo", "root": "data/demo",
+                             "noise_root": "data/demo", "out_dir": "data", "report_dir": "data/quarantine"})
     with pytest.raises(UnsafeOutputError, match="data.out_dir = data: it overlaps data.root"):
         prepare_dataset(data)
     assert (root / "audio" / "rec_0001.wav").is_file()

@@ -91,11 +91,11 @@ def wandb_run_arguments(conf: DictConfig, cfg: DictConfig) -> dict[str, Any]:
     Experiments queued from one baseline commit form one sweep, so they share
     the group `dvc-<baseline>`; the run is named after the experiment.
     """
+    import wandb
+
     save_dir = repository_root() / conf.save_dir
     save_dir.mkdir(parents=True, exist_ok=True)
     baseline = os.environ.get("DVC_EXP_BASELINE_REV")
-    import wandb
-
     return {
         "save_dir": str(save_dir),
         # No system metadata: it records the command line, where `-S data.root=...`

@@ -14,6 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from spira.evaluation.evaluate import evaluate
+from spira.safety import write_text_atomic
 from spira.tracking import log_test_results, uses_wandb
 from spira.training.checkpoint import load_module
 from spira.training.train import checkpoint_path, fit
@@ -38,8 +39,9 @@ def run_outputs(run_dir: Path) -> RunOutputs:
 
 
 def write_json(path: Path, content: dict) -> None:
+    """Complete or not at all: a killed run never leaves half a metrics file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(content, indent=2) + "\n")
+    write_text_atomic(path, json.dumps(content, indent=2) + "\n")
 
 
 def fit_model(cfg: DictConfig, outputs: RunOutputs = STAGE_OUTPUTS) -> dict:
