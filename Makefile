@@ -1,24 +1,38 @@
 # `make repro` and `make test` work on a fresh clone: they create .venv when
-# missing, install the pinned project, then run the pipeline or the tests.
+# missing, install the locked dependencies (requirements.lock) and the project,
+# then run the pipeline or the tests.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
 export PATH := $(abspath $(BIN)):$(PATH)
 # Nothing leaves the machine unless the user opts in.
 export WANDB_MODE ?= offline
 
-.PHONY: install params repro exp-show test clean
+.PHONY: install lock params repro exp-show test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+# Exactly the locked set, then the project from the working tree without
+# resolving anything; `pip check` fails when pyproject.toml asks for a package
+# the lock lacks (run `make lock`).
+$(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Refresh the lock after changing dependencies in pyproject.toml: pip resolves
+# the project and its dev extra (nothing is installed) and every package it
+# would install is pinned in requirements.lock.
+lock: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --dry-run --ignore-installed --report $(VENV)/lock-report.json '.[dev]'
+	$(BIN)/python scripts/write_lock.py $(VENV)/lock-report.json $(LOCK)
 
 # Compose params.yaml from conf/ exactly as `dvc exp run` does.
 params: install

@@ -78,6 +78,7 @@ def main() -> None:
                 f"data.out_dir={work / 'prepared'}",
                 f"data.report_dir={work / 'quarantine'}",
                 f"data.num_workers={args.workers}",
+                "data.public_dataset=true",  # a synthetic corpus: its ids are no secret
             ]
         ).data
         started = time.perf_counter()

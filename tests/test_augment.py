@@ -97,7 +97,7 @@ def _stream(cfg, prepared: Path, seed: int, epochs: int = 2) -> list[torch.Tenso
 
 def test_augmented_stream_is_reproducible_under_a_seed_and_new_each_epoch(prepared: Path, tmp_path: Path):
     cfg = compose_config([f"features.out_dir={tmp_path / 'features'}"])
-    featurize(cfg.features, prepared, cfg.noisy_test)
+    featurize(cfg.features, prepared, cfg.noisy_test, {})
     first, again, other = _stream(cfg, prepared, 7), _stream(cfg, prepared, 7), _stream(cfg, prepared, 8)
     flat = [batch for epoch in first for batch in epoch]
     assert all(torch.equal(a, b) for a, b in zip(flat, [batch for epoch in again for batch in epoch]))
@@ -109,7 +109,7 @@ def test_augmented_stream_is_reproducible_under_a_seed_and_new_each_epoch(prepar
 
 def test_noisy_test_set_adds_one_clip_to_controls_only_and_is_fixed(prepared: Path, tmp_path: Path):
     cfg = compose_config([f"features.out_dir={tmp_path / 'features'}"])
-    featurize(cfg.features, prepared, cfg.noisy_test)
+    featurize(cfg.features, prepared, cfg.noisy_test, {})
     clean = np.load(tmp_path / "features/test.npy")
     noisy = np.load(tmp_path / "features/test_noisy.npy")
     index = pd.read_csv(tmp_path / "features/test_noisy_index.csv")
@@ -117,7 +117,7 @@ def test_noisy_test_set_adds_one_clip_to_controls_only_and_is_fixed(prepared: Pa
     assert np.array_equal(clean[patients], noisy[patients])
     assert not np.allclose(clean[controls], noisy[controls])
     cfg_again = compose_config([f"features.out_dir={tmp_path / 'again'}"])
-    featurize(cfg_again.features, prepared, cfg_again.noisy_test)
+    featurize(cfg_again.features, prepared, cfg_again.noisy_test, {})
     assert np.array_equal(np.load(tmp_path / "again/test_noisy.npy"), noisy)
 
 

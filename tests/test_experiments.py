@@ -202,11 +202,11 @@ import json, sys
 from hydra.utils import instantiate
 from spira.config import compose_config
 from spira.training.data import FeatureDataModule
-from spira.training.module import SpiraLitModule
+from spira.training.checkpoint import load_module
 
 checkpoint, trainer_name, out = sys.argv[1:]
 cfg = compose_config([f"trainer={trainer_name}"])
-module = SpiraLitModule.load_from_checkpoint(checkpoint, map_location="cpu")
+module = load_module(checkpoint, list(cfg.checkpoint.allowed_targets))
 trainer = instantiate(cfg.trainer, logger=False)
 # Batch size 2: 5 validation windows over 2 ranks leave padded duplicates to drop.
 trainer.validate(module, datamodule=FeatureDataModule("data/features", batch_size=2), verbose=False)

@@ -14,6 +14,9 @@ from conftest import run
 
 pytestmark = pytest.mark.slow
 
+# Real-data layouts need a secret salt in the environment (spira.data.privacy), as a user sets it.
+SALT_ENV = {"SPIRA_SALT": "a-secret-of-this-cohort"}
+
 
 def _raw_values_absent(repo: Path, values: set[str]) -> None:
     for output in ("data/prepared", "data/quarantine", "data/features", "eval", "metrics"):
@@ -25,7 +28,7 @@ def _raw_values_absent(repo: Path, values: set[str]) -> None:
 
 
 def test_spira_layout_keeps_the_given_split_end_to_end(tiny_repo: Path):
-    result = run(["dvc", "exp", "run", "evaluate", "-S", "data=spira", "-S", "data.root=data/demo"], tiny_repo)
+    result = run(["dvc", "exp", "run", "evaluate", "-S", "data=spira", "-S", "data.root=data/demo"], tiny_repo, env=SALT_ENV)
     assert "Running stage 'prepare'" in result.stdout and "Running stage 'evaluate'" in result.stdout
 
     manifest = pd.read_csv(tiny_repo / "data/prepared/manifest.csv", dtype={"file_id": str, "speaker_id": str})
@@ -80,7 +83,7 @@ def test_generic_csv_folder_of_mixed_formats_end_to_end(tiny_repo: Path, tmp_pat
         "-S", "data.columns.label='Diagnóstico'", "-S", "data.columns.source=Hospital",
         "-S", "data.labels.patient=[positivo]", "-S", "data.labels.control=[negativo]",
     ]  # fmt: skip
-    result = run(["dvc", "exp", "run", "evaluate", *overrides], tiny_repo)
+    result = run(["dvc", "exp", "run", "evaluate", *overrides], tiny_repo, env=SALT_ENV)
     assert "Running stage 'evaluate'" in result.stdout
 
     manifest = pd.read_csv(tiny_repo / "data/prepared/manifest.csv", dtype={"file_id": str, "speaker_id": str})
@@ -94,6 +97,6 @@ def test_generic_csv_folder_of_mixed_formats_end_to_end(tiny_repo: Path, tmp_pat
     _raw_values_absent(tiny_repo, speakers | {"nota livre", "Hospital S"})
 
     # The same folder with a stricter threshold: the run fails and says why.
-    strict = run(["dvc", "exp", "run", "prepare", *overrides, "-S", "data.max_quarantine_fraction=0.01"], tiny_repo, check=False)
+    strict = run(["dvc", "exp", "run", "prepare", *overrides, "-S", "data.max_quarantine_fraction=0.01"], tiny_repo, check=False, env=SALT_ENV)
     assert strict.returncode != 0
     assert "1 of 25 rows quarantined (4.0%), more than data.max_quarantine_fraction=0.01; by reason: empty_file 1" in strict.stderr

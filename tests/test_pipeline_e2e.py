@@ -62,7 +62,7 @@ def test_dvc_repro_end_to_end(smoke_pipeline: PipelineRun):
     assert train_metrics["epochs_run"] == 2
     assert {"val/loss", "val/file_loss", "val/file_accuracy", "val/file_auroc"} <= set(train_metrics)
     # best.ckpt is the epoch with the lowest per-file validation loss; last.ckpt the final epoch.
-    checkpoints = {name: torch.load(tiny_repo / f"models/checkpoints/{name}.ckpt", weights_only=False)
+    checkpoints = {name: torch.load(tiny_repo / f"models/checkpoints/{name}.ckpt", weights_only=True)
                    for name in ("best", "last")}
     assert checkpoints["last"]["epoch"] == train_metrics["epochs_run"] - 1
     best_callback = next(state for key, state in checkpoints["last"]["callbacks"].items()

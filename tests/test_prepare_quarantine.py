@@ -151,6 +151,12 @@ def corpus_config(root: Path, *overrides: str):
     ).data
 
 
+@pytest.fixture(autouse=True)
+def salt_from_the_environment(monkeypatch):
+    """Real-data layouts need a secret salt (spira.data.privacy), as a user sets it."""
+    monkeypatch.setenv("SPIRA_SALT", SALT)
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("corpus")

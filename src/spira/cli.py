@@ -31,7 +31,7 @@ def calibrate_noise_command(args: argparse.Namespace) -> None:
     import soundfile as sf
 
     from spira.augment.calibrate import MIN_PAUSE_SECONDS, format_amplitude, override_command
-    from spira.pipeline.data import calibrate_noise
+    from spira.pipeline.calibrate import calibrate_noise
 
     params = load_params(args.params)
     try:

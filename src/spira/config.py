@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -42,3 +43,32 @@ def load_params(path: str | Path = "params.yaml") -> DictConfig:
             f"{path}: no composed parameters. Run `make params` (or `dvc exp run`) to compose them from conf/."
         )
     return OmegaConf.load(path)
+
+
+def declared_params(stage: str, dvc_yaml: str | Path = "dvc.yaml") -> list[str]:
+    """The params keys dvc.yaml declares for `stage` (dotted, from params.yaml)."""
+    dvc_yaml = Path(dvc_yaml)
+    if not dvc_yaml.is_file():
+        raise FileNotFoundError(f"{dvc_yaml}: no pipeline file; run the stage from the repository root")
+    stages = (yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages", {})
+    if stage not in stages:
+        raise KeyError(f"{dvc_yaml}: no stage {stage!r}")
+    keys = stages[stage].get("params", [])
+    if not all(isinstance(key, str) for key in keys):
+        raise ValueError(f"{dvc_yaml}: stage {stage!r} reads params from another file than params.yaml; declare keys only")
+    return keys
+
+
+def restrict_params(cfg: DictConfig, keys: list[str]) -> DictConfig:
+    """Only the dotted `keys` of cfg, read-only and closed: a stage that reads a
+    key it did not declare in dvc.yaml fails (ConfigAttributeError) instead of
+    running on a value DVC does not track."""
+    view, absent = OmegaConf.create({}), object()
+    for key in keys:
+        value = OmegaConf.select(cfg, key, default=absent)
+        if value is absent:
+            raise KeyError(f"params key {key!r} is declared in dvc.yaml but absent from the params")
+        OmegaConf.update(view, key, value, force_add=True)
+    OmegaConf.set_struct(view, True)
+    OmegaConf.set_readonly(view, True)
+    return view

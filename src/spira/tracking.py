@@ -4,12 +4,14 @@ W&B runs offline unless the user sets WANDB_MODE=online, and are written under
 the user's repository even from the DVC queue, whose stages run in a temporary
 copy of it (DVC_ROOT names the real one). Only configuration, metrics, plots
 built from per-file predictions and run metadata are logged: no audio, no
-file paths, no patient ids.
+file paths, no patient ids, no salt (`private_config`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -57,20 +59,51 @@ def run_metadata(cfg: DictConfig) -> dict[str, Any]:
     return {"data_version": data_version(cfg.data.out_dir), "git_commit": git_commit()}
 
 
+# Key names whose values are secrets wherever they appear.
+SECRET_KEY = re.compile(r"salt|secret|token|password|api_?key", re.IGNORECASE)
+
+
+def fingerprint(value: Any) -> str:
+    """Tells two runs' values apart without showing them."""
+    return "private:" + hashlib.sha256(str(value).encode("utf-8")).hexdigest()[:12]
+
+
+def private_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as loggers receive it: the keys of cfg.privacy.private_keys, any
+    key named like a secret and any absolute path replaced by a fingerprint."""
+    private_keys = set(OmegaConf.select(cfg, "privacy.private_keys", default=None) or [])
+
+    def scrub(node: Any, key: str) -> Any:
+        if isinstance(node, dict):
+            return {name: scrub(value, f"{key}.{name}" if key else str(name)) for name, value in node.items()}
+        if isinstance(node, list):
+            return [scrub(value, key) for value in node]
+        name = key.rsplit(".", 1)[-1]
+        private = key in private_keys or SECRET_KEY.search(name) or (isinstance(node, str) and os.path.isabs(node))
+        return fingerprint(node) if private and node is not None else node
+
+    return scrub(OmegaConf.to_container(cfg, resolve=True), "")
+
+
 def wandb_run_arguments(conf: DictConfig, cfg: DictConfig) -> dict[str, Any]:
     """save_dir under the repository root, group/name from the DVC experiment, resolved config.
 
     Experiments queued from one baseline commit form one sweep, so they share
     the group `dvc-<baseline>`; the run is named after the experiment.
     """
+    import wandb
+
     save_dir = repository_root() / conf.save_dir
     save_dir.mkdir(parents=True, exist_ok=True)
     baseline = os.environ.get("DVC_EXP_BASELINE_REV")
     return {
         "save_dir": str(save_dir),
+        # No system metadata: it records the command line, where `-S data.root=...`
+        # or a salt override would name the hospital or give the salt away.
+        "settings": wandb.Settings(x_disable_meta=True, disable_code=True),
         "group": conf.group or (f"dvc-{baseline[:7]}" if baseline else None),
         "name": conf.name or os.environ.get("DVC_EXP_NAME"),
-        "config": {**OmegaConf.to_container(cfg, resolve=True), **run_metadata(cfg)},
+        "config": {**private_config(cfg), **run_metadata(cfg)},
     }
 
 
@@ -116,6 +149,7 @@ def log_test_results(cfg: DictConfig, test_metrics: dict[str, dict], report_dir:
             name=arguments["name"],
             job_type="evaluate",
             config=arguments["config"],
+            settings=arguments["settings"],
         )
     charts = {}
     for test_set, metrics in test_metrics.items():

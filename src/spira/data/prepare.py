@@ -16,7 +16,6 @@ decodes one file, `quarantine` writes the report and decides failure, and
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from spira.data.manifest import (
     write_summary,
 )
 from spira.data.privacy import resolve_salt
+from spira.safety import check_output_path, staged_folder
 from spira.data.quarantine import QUARANTINE_FILE, check_failures, format_report_table, set_counts, write_quarantine_report
 from spira.data.rows import DATASET, NOISE, Entry, PrepareError, read_dataset_rows, read_noise_rows
 from spira.data.rules import (
@@ -153,13 +153,25 @@ def prepare_dataset(data: DictConfig) -> PreparedDataset:
     root, out_dir, report_dir = Path(data.root), Path(data.out_dir), Path(data.report_dir)
     if not root.is_dir():
         raise PrepareError(f"{root}: data.root is not a folder")
-    for folder in (out_dir, report_dir):
-        if folder.exists():
-            shutil.rmtree(folder)
-    for folder in (out_dir / AUDIO_FOLDER, out_dir / NOISE_FOLDER, report_dir):
-        folder.mkdir(parents=True)
     salt, salt_source = resolve_salt(data)
+    inputs = {"data.root": data.root, "data.noise_root": data.noise_root}
+    check_output_path(out_dir, "data.out_dir", inputs)
+    check_output_path(report_dir, "data.report_dir", inputs)
     log.info("hashing ids with the salt from %s", salt_source)
+    # Both folders appear complete when this block ends, or not at all (spira.safety).
+    with staged_folder(out_dir, "data.out_dir", inputs) as staged_out, staged_folder(report_dir, "data.report_dir", inputs) as staged_report:
+        prepared = prepare_into(data, salt, staged_out, staged_report)
+    failures = prepared.report["failures"]
+    if failures:
+        raise PrepareError("prepare failed:\n- " + "\n- ".join(failures) + f"\nDetails: {report_dir / QUARANTINE_FILE}")
+    return prepared
+
+
+def prepare_into(data: DictConfig, salt: str, out_dir: Path, report_dir: Path) -> PreparedDataset:
+    """The work of prepare_dataset, writing into the (staging) folders out_dir and report_dir."""
+    root = Path(data.root)
+    for folder in (out_dir / AUDIO_FOLDER, out_dir / NOISE_FOLDER):
+        folder.mkdir()
     given_splits = str(data.split.strategy) == "given"
     if str(data.split.strategy) not in ("given", "speaker"):
         raise PrepareError(f"data.split.strategy must be 'given' or 'speaker', not {data.split.strategy!r}")
@@ -212,6 +224,4 @@ def prepare_dataset(data: DictConfig) -> PreparedDataset:
     report |= {"passed": not failures, "failures": failures}
     write_quarantine_report(report_dir, entries, report)
     log.info("prepare summary\n%s", format_report_table(report))
-    if failures:
-        raise PrepareError("prepare failed:\n- " + "\n- ".join(failures) + f"\nDetails: {report_dir / QUARANTINE_FILE}")
     return PreparedDataset(manifest=manifest, noise=noise, report=report)

@@ -115,7 +115,10 @@ def read_manifest_table(root: Path, key: str, name: str, columns: DictConfig) ->
     path = root / name
     if not path.is_file():
         raise PrepareError(f"{path}: manifest not found (data.manifests.{key}); is data.root right?")
-    table = read_table(path)
+    try:
+        table = read_table(path)
+    except ValueError as error:
+        raise PrepareError(str(error)) from error
     file_column, label_column = table.column(column_names(columns.file)), table.column(column_names(columns.label))
     for role, found in (("file", file_column), ("label", label_column)):
         if found is None:

@@ -69,16 +69,29 @@ def detect_delimiter(header_line: str) -> str:
     return best if counts[best] > counts[","] else ","
 
 
+def read_records(reader, path: Path):
+    """The reader's records, its errors (a field over the csv module's size limit) naming the file."""
+    try:
+        yield from reader
+    except csv.Error as error:
+        raise ValueError(f"{path} line {reader.line_num}: {error}") from error
+
+
 def read_table(path: str | Path) -> Table:
-    """Header and rows of a CSV/TSV file as text; only blank lines are skipped."""
+    """Header and rows of a CSV/TSV file as text; only blank lines are skipped.
+
+    Raises ValueError naming the file for anything that is not such a table."""
     path = Path(path)
-    text, encoding = decode_text(path.read_bytes())
+    try:
+        text, encoding = decode_text(path.read_bytes())
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: starts with a UTF-16 byte-order mark but is not UTF-16 text ({error.reason})") from error
     first_line = next((line for line in text.splitlines() if line.strip()), "")
     delimiter = detect_delimiter(first_line)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header: tuple[str, ...] | None = None
     rows = []
-    for fields in reader:
+    for fields in read_records(reader, path):
         if not fields or (len(fields) == 1 and not fields[0].strip()):
             continue
         cleaned = tuple(field.strip() for field in fields)

@@ -15,6 +15,7 @@ from sklearn.metrics import roc_curve
 
 from spira.features.store import NOISY_TEST, load_split
 from spira.metrics import aggregate_per_file, binary_metrics
+from spira.safety import atomic_file
 
 
 def predict_windows(module: torch.nn.Module, windows: np.ndarray, batch_size: int) -> np.ndarray:
@@ -51,18 +52,29 @@ def evaluate_split(module: torch.nn.Module, features_dir: Path, split: str, thre
     return {name: (round(value, 6) if isinstance(value, float) else value) for name, value in metrics.items()}, predictions
 
 
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    with atomic_file(path) as temporary:
+        frame.to_csv(temporary, index=False)
+
+
+def write_png(figure, path: Path) -> None:
+    with atomic_file(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100, metadata={"Software": None})
+
+
 def write_report(name: str, metrics: dict, predictions: pd.DataFrame, out_dir: Path) -> None:
-    """ROC points and actual/predicted pairs for `dvc plots`, plus PNG figures."""
+    """ROC points and actual/predicted pairs for `dvc plots`, plus PNG figures, each file
+    written whole or not at all (spira.safety.atomic_file)."""
     plots_dir, figures_dir = out_dir / "plots", out_dir / "figures"
     plots_dir.mkdir(parents=True, exist_ok=True)
     figures_dir.mkdir(parents=True, exist_ok=True)
-    predictions.to_csv(out_dir / f"predictions_{name}.csv", index=False)
-    predictions[["actual", "predicted"]].to_csv(plots_dir / f"confusion_{name}.csv", index=False)
+    write_csv(predictions, out_dir / f"predictions_{name}.csv")
+    write_csv(predictions[["actual", "predicted"]], plots_dir / f"confusion_{name}.csv")
 
     both_classes = predictions["actual"].nunique() == 2
     fpr, tpr, thresholds = roc_curve(predictions["actual"], predictions["probability"]) if both_classes else ([], [], [])
     roc = pd.DataFrame({"fpr": np.round(fpr, 6), "tpr": np.round(tpr, 6), "threshold": np.round(np.minimum(thresholds, 1.0), 6)})
-    roc.to_csv(plots_dir / f"roc_{name}.csv", index=False)
+    write_csv(roc, plots_dir / f"roc_{name}.csv")
 
     figure, axis = plt.subplots(figsize=(4, 4))
     axis.plot(roc["fpr"], roc["tpr"], label=f"AUROC {metrics['auroc']:.3f}")
@@ -70,7 +82,7 @@ def write_report(name: str, metrics: dict, predictions: pd.DataFrame, out_dir: P
     axis.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC ({name})")
     axis.legend(loc="lower right")
     figure.tight_layout()
-    figure.savefig(figures_dir / f"roc_{name}.png", dpi=100, metadata={"Software": None})
+    write_png(figure, figures_dir / f"roc_{name}.png")
     plt.close(figure)
 
     matrix = np.zeros((2, 2), dtype=int)
@@ -82,7 +94,7 @@ def write_report(name: str, metrics: dict, predictions: pd.DataFrame, out_dir: P
     axis.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["control", "patient"], yticklabels=["control", "patient"])
     axis.set(xlabel="predicted", ylabel="actual", title=f"Confusion ({name})")
     figure.tight_layout()
-    figure.savefig(figures_dir / f"confusion_{name}.png", dpi=100, metadata={"Software": None})
+    write_png(figure, figures_dir / f"confusion_{name}.png")
     plt.close(figure)
 
 

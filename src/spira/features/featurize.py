@@ -8,7 +8,6 @@ control, none on patients), seeded per file so every run sees the same set.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from spira.augment.pipeline import load_noise_clips, ward_noise_inserter
 from spira.data.manifest import read_prepared_manifest
 from spira.data.splits import SPLITS
 from spira.features.mfcc import MfccExtractor, WindowSpec, build_extractor, cut_windows, window_spec
+from spira.safety import staged_folder
 from spira.features.store import FEATURES_FILE, INDEX_COLUMNS, INDEX_FILE, NOISY_TEST, NORMALIZATION_FILE
 
 
@@ -30,28 +30,31 @@ def file_seed(seed: int, file_id: str) -> np.random.Generator:
     return np.random.default_rng([seed, int(file_id, 16)])
 
 
-def featurize(features: DictConfig, prepared_dir: str | Path, noisy_test: DictConfig) -> dict[str, int]:
+def featurize(features: DictConfig, prepared_dir: str | Path, noisy_test: DictConfig, inputs: dict[str, str | Path]) -> dict[str, int]:
     """Write `{name}.npy` (windows, frames, n_mfcc) float32 and `{name}_index.csv`
-    for train, val, test and test_noisy; returns the window count of each."""
-    prepared_dir, out_dir = Path(prepared_dir), Path(features.out_dir)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
+    for train, val, test and test_noisy; returns the window count of each.
+
+    features.out_dir is replaced, complete or not at all (built in a staging
+    sibling); it may not overlap `inputs` (name -> folder, besides the prepared
+    data) or the repository (spira.safety)."""
+    prepared_dir = Path(prepared_dir)
     manifest = read_prepared_manifest(prepared_dir)
     spec = window_spec(features)
     extractor = build_extractor(features)
-    counts = {split: write_windows(split, manifest[manifest["split"] == split], prepared_dir, out_dir, spec, extractor) for split in SPLITS}
-    noise = ward_noise_inserter(noisy_test, load_noise_clips(prepared_dir))
-    counts[NOISY_TEST] = write_windows(
-        NOISY_TEST, manifest[manifest["split"] == "test"], prepared_dir, out_dir, spec, extractor, noise, int(noisy_test.seed)
-    )
-    if features.normalize:
-        train = np.load(out_dir / FEATURES_FILE.format(split="train"), mmap_mode="r")
-        mean = train.mean(axis=(0, 1), dtype=np.float64)
-        std = train.std(axis=(0, 1), dtype=np.float64)
-        (out_dir / NORMALIZATION_FILE).write_text(
-            json.dumps({"mean": mean.round(6).tolist(), "std": np.maximum(std, 1e-6).round(6).tolist()}, indent=1) + "\n"
+    with staged_folder(features.out_dir, "features.out_dir", {**inputs, "data.out_dir": prepared_dir}) as out_dir:
+        counts = {split: write_windows(split, manifest[manifest["split"] == split], prepared_dir, out_dir, spec, extractor) for split in SPLITS}
+        noise = ward_noise_inserter(noisy_test, load_noise_clips(prepared_dir))
+        counts[NOISY_TEST] = write_windows(
+            NOISY_TEST, manifest[manifest["split"] == "test"], prepared_dir, out_dir, spec, extractor, noise, int(noisy_test.seed)
         )
+        if features.normalize:
+            train = np.load(out_dir / FEATURES_FILE.format(split="train"), mmap_mode="r")
+            mean = train.mean(axis=(0, 1), dtype=np.float64)
+            std = train.std(axis=(0, 1), dtype=np.float64)
+            (out_dir / NORMALIZATION_FILE).write_text(
+                json.dumps({"mean": mean.round(6).tolist(), "std": np.maximum(std, 1e-6).round(6).tolist()}, indent=1) + "\n"
+            )
+            del train  # the memory map, before the folder is renamed
     return counts
 
 

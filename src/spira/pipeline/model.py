@@ -14,8 +14,9 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from spira.evaluation.evaluate import evaluate
+from spira.safety import write_text_atomic
 from spira.tracking import log_test_results, uses_wandb
-from spira.training.module import SpiraLitModule
+from spira.training.checkpoint import load_module
 from spira.training.train import checkpoint_path, fit
 
 
@@ -38,8 +39,9 @@ def run_outputs(run_dir: Path) -> RunOutputs:
 
 
 def write_json(path: Path, content: dict) -> None:
+    """Complete or not at all: a killed run never leaves half a metrics file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(content, indent=2) + "\n")
+    write_text_atomic(path, json.dumps(content, indent=2) + "\n")
 
 
 def fit_model(cfg: DictConfig, outputs: RunOutputs = STAGE_OUTPUTS) -> dict:
@@ -55,7 +57,7 @@ def fit_model(cfg: DictConfig, outputs: RunOutputs = STAGE_OUTPUTS) -> dict:
 def evaluate_model(cfg: DictConfig, outputs: RunOutputs = STAGE_OUTPUTS) -> dict[str, dict]:
     """Score the best checkpoint on the clean and noisy test sets, write metrics, predictions
     and plots, and log them to W&B when a W&B logger is configured."""
-    module = SpiraLitModule.load_from_checkpoint(str(checkpoint_path(cfg)), map_location="cpu")
+    module = load_module(checkpoint_path(cfg), list(cfg.checkpoint.allowed_targets))
     test_metrics = evaluate(module, Path(cfg.features.out_dir), float(cfg.evaluate.threshold), int(cfg.evaluate.batch_size), outputs.report_dir)
     write_json(outputs.test_metrics, test_metrics)
     if uses_wandb(cfg):

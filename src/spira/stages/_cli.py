@@ -7,12 +7,14 @@ import logging
 
 from omegaconf import DictConfig
 
-from spira.config import load_params
+from spira.config import declared_params, load_params, restrict_params
 
 
-def stage_params(description: str) -> DictConfig:
+def stage_params(description: str, stage: str) -> DictConfig:
+    """The params of `stage`: only the keys dvc.yaml declares for it, so reading any
+    other key fails here rather than leaving DVC blind to it."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", default="params.yaml", help="composed parameters (default: params.yaml)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return load_params(args.params)
+    return restrict_params(load_params(args.params), declared_params(stage))

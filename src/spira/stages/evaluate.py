@@ -7,7 +7,7 @@ from spira.stages._cli import stage_params
 
 
 def main() -> None:
-    print(json.dumps(evaluate_model(stage_params(__doc__)), indent=2))
+    print(json.dumps(evaluate_model(stage_params(__doc__, "evaluate")), indent=2))
 
 
 if __name__ == "__main__":

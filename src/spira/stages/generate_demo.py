@@ -1,11 +1,11 @@
 """DVC stage generate_demo: write the seeded synthetic SPIRA-layout cohort."""
 
-from spira.pipeline.data import generate_demo
+from spira.pipeline.demo import generate_demo
 from spira.stages._cli import stage_params
 
 
 def main() -> None:
-    cfg = stage_params(__doc__)
+    cfg = stage_params(__doc__, "generate_demo")
     print(f"demo cohort written to {cfg.demo_cohort.out_dir}: {generate_demo(cfg)}")
 
 

@@ -4,16 +4,18 @@ import sys
 from pathlib import Path
 
 from spira.data.manifest import SUMMARY_FILE
+from spira.data.privacy import MissingSaltError
 from spira.data.rows import PrepareError
 from spira.pipeline.data import prepare_data
+from spira.safety import UnsafeOutputError
 from spira.stages._cli import stage_params
 
 
 def main() -> None:
-    cfg = stage_params(__doc__)
+    cfg = stage_params(__doc__, "prepare")
     try:
         prepare_data(cfg)
-    except PrepareError as error:
+    except (PrepareError, MissingSaltError, UnsafeOutputError) as error:
         print(f"\n{error}", file=sys.stderr)
         sys.exit(1)
     print((Path(cfg.data.out_dir) / SUMMARY_FILE).read_text())

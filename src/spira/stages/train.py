@@ -5,7 +5,7 @@ from spira.stages._cli import stage_params
 
 
 def main() -> None:
-    summary = fit_model(stage_params(__doc__))
+    summary = fit_model(stage_params(__doc__, "train"))
     if summary:
         print(f"best checkpoint metrics: {summary}")
 

@@ -24,6 +24,11 @@ class SpiraLitModule(L.LightningModule):
     from 16 kHz audio windows. Batches of raw windows (batch, samples), as the
     augmented training stream yields, are turned into MFCCs here, batched and
     on the training device.
+
+    `threshold` only sets the cut of the validation accuracies; the DVC train
+    stage leaves it at 0.5 and does not read `evaluate.threshold`, so moving
+    the test decision threshold re-runs evaluate, never training (checkpoint
+    selection and early stopping use the threshold-free `val/file_loss`).
     """
 
     def __init__(

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import lightning as L
-import torch
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -15,7 +13,9 @@ from omegaconf import DictConfig, OmegaConf
 from spira.augment.pipeline import build_augmenter
 from spira.features.mfcc import window_spec
 from spira.features.store import load_normalization
+from spira.safety import replace_folder
 from spira.tracking import instantiate_loggers
+from spira.training.checkpoint import load_module, read_checkpoint
 from spira.training.data import FeatureDataModule
 from spira.training.module import SpiraLitModule
 
@@ -37,21 +37,22 @@ def build_module(cfg: DictConfig) -> SpiraLitModule:
     normalization = load_normalization(Path(cfg.features.out_dir)) or {}
     return SpiraLitModule(
         net=net,
-        features=OmegaConf.to_container(cfg.features, resolve=True),
+        # Without out_dir: every logger receives these hyperparameters, and a path is private.
+        features={key: value for key, value in OmegaConf.to_container(cfg.features, resolve=True).items() if key != "out_dir"},
         optimizer=OmegaConf.to_container(cfg.train.optimizer, resolve=True),
         warmup_steps=int(cfg.train.warmup_steps),
         feature_mean=normalization.get("mean"),
         feature_std=normalization.get("std"),
-        threshold=float(cfg.evaluate.threshold),
     )
 
 
 @rank_zero_only
-def remove_stale_checkpoints(checkpoint_dir: Path) -> None:
+def remove_stale_checkpoints(cfg: DictConfig) -> None:
     """ModelCheckpoint would version a stale best.ckpt as best-v1.ckpt. Rank zero
-    only: under DDP the other ranks start later, while rank zero already trains."""
-    if checkpoint_dir.exists():
-        shutil.rmtree(checkpoint_dir)
+    only: under DDP the other ranks start later, while rank zero already trains.
+    The folder may not overlap the data the run reads (spira.safety)."""
+    inputs = {key: OmegaConf.select(cfg, key) for key in ("data.root", "data.noise_root", "data.out_dir", "features.out_dir")}
+    replace_folder(checkpoint_path(cfg).parent, "callbacks.model_checkpoint.dirpath", inputs)
 
 
 def fit(cfg: DictConfig) -> dict:
@@ -62,7 +63,7 @@ def fit(cfg: DictConfig) -> dict:
     checkpoint and returns the summary (the other ranks return an empty dict).
     """
     L.seed_everything(int(cfg.seed), workers=True)
-    remove_stale_checkpoints(checkpoint_path(cfg).parent)
+    remove_stale_checkpoints(cfg)
     module = build_module(cfg)
     spec = window_spec(cfg.features)
     augmenter = build_augmenter(cfg.augment, Path(cfg.data.out_dir), spec.sample_rate)
@@ -77,11 +78,12 @@ def fit(cfg: DictConfig) -> dict:
         return {}
 
     checkpoint = callbacks[BEST_CHECKPOINT]
-    best = SpiraLitModule.load_from_checkpoint(checkpoint.best_model_path, map_location="cpu")
+    allowed_targets = list(cfg.checkpoint.allowed_targets)
+    best = load_module(checkpoint.best_model_path, allowed_targets)
     validation = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
     best_metrics = validation.validate(best, datamodule=datamodule, verbose=False)[0]
     summary = {
-        "best_epoch": int(torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)["epoch"]),
+        "best_epoch": int(read_checkpoint(checkpoint.best_model_path, allowed_targets)["epoch"]),
         "epochs_run": int(trainer.current_epoch),
         "parameters": int(sum(p.numel() for p in module.net.parameters())),
         **{key: round(float(value), 6) for key, value in sorted(best_metrics.items())},
