@@ -23,8 +23,12 @@ def lock_pins() -> dict[str, str]:
 
 
 def project_requirements() -> list[Requirement]:
+    """The dependencies and every extra's, with the project's own extras (`spira[serve]` in dev) expanded."""
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    return [Requirement(text) for text in [*project["dependencies"], *project["optional-dependencies"]["dev"]]]
+    extras = project["optional-dependencies"]
+    texts = [*project["dependencies"], *(text for group in extras.values() for text in group)]
+    requirements = [Requirement(text) for text in texts]
+    return [requirement for requirement in requirements if canonicalize_name(requirement.name) != canonicalize_name(project["name"])]
 
 
 def test_every_pin_of_pyproject_is_in_the_lock_at_its_version():
