@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from scipy.ndimage import maximum_filter1d
 
 # SPIRA's measured min and max peak of the noise-only stretches of its patient files.
 SPIRA_NOISE_PEAK_RANGE = (0.033474047, 0.19233719)
@@ -76,7 +77,10 @@ class BatchWardNoise:
     def __init__(self, inserter: WardNoiseInserter, window_samples: int):
         self.length = int(window_samples)
         looped = [np.tile(clip, self.length // clip.shape[0] + 1) if clip.shape[0] < self.length else clip for clip in inserter.noise_clips]
-        self.bank = torch.from_numpy(np.concatenate(looped) if looped else np.zeros(0, np.float32))
+        bank = np.concatenate(looped) if looped else np.zeros(0, np.float32)
+        self.bank = torch.from_numpy(bank)
+        # peaks[i] = max |bank[i : i + window]|: each stretch's peak, measured once.
+        self.peaks = torch.from_numpy(maximum_filter1d(np.abs(bank), self.length, origin=-(self.length // 2), mode="constant", cval=0.0))
         lengths = torch.tensor([clip.shape[0] for clip in looped], dtype=torch.int64)
         self.starts = torch.cumsum(lengths, 0) - lengths
         # Offsets 0 .. length(recording) - window: as many as WardNoiseInserter draws from.
@@ -87,23 +91,24 @@ class BatchWardNoise:
 
     def _tensors(self, device: torch.device) -> tuple[torch.Tensor, ...]:
         if device not in self._on_device:
-            self._on_device[device] = tuple(t.to(device) for t in (self.bank, self.starts, self.offsets, self.num_noise))
+            self._on_device[device] = tuple(t.to(device) for t in (self.bank, self.peaks, self.starts, self.offsets, self.num_noise))
         return self._on_device[device]
 
     def __call__(self, windows: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """(batch, window_samples) windows and their 0/1 labels -> noisy windows (new tensor)."""
         if windows.shape[1] != self.length:
             raise ValueError(f"ward noise prepared for {self.length}-sample windows, got {windows.shape[1]}")
-        bank, starts, offsets, num_noise = self._tensors(windows.device)
+        bank, peaks, starts, offsets, num_noise = self._tensors(windows.device)
         counts = num_noise[labels.long()]
         noisy = windows.clone()
-        positions = torch.arange(self.length, device=windows.device)
+        # Every window-length stretch of the bank, as a view: indexing copies just the chosen rows.
+        stretches = bank.unfold(0, self.length, 1)
         for slot in range(int(num_noise.max())):
             recording = torch.randint(0, starts.shape[0], (windows.shape[0],), device=windows.device)
             offset = (torch.rand(windows.shape[0], device=windows.device, dtype=torch.float64) * offsets[recording]).long()
-            segment = bank[(starts[recording] + offset)[:, None] + positions]
-            peak = segment.abs().amax(dim=1)
+            first = starts[recording] + offset
+            segment, peak = stretches.index_select(0, first), peaks[first]
             amplitude = self.min_amplitude + (self.max_amplitude - self.min_amplitude) * torch.rand(windows.shape[0], device=windows.device)
             scale = torch.where(peak > 0, amplitude / peak.clamp(min=torch.finfo(peak.dtype).tiny), torch.ones_like(peak))
-            noisy += segment * (scale * (slot < counts))[:, None].to(noisy.dtype)
+            noisy.addcmul_(segment, (scale * (slot < counts))[:, None].to(noisy.dtype))
         return noisy
