@@ -59,6 +59,12 @@ def test_recordings_and_offsets_are_drawn_uniformly_as_the_numpy_inserter_does()
     assert offsets.min().item() < 10 and offsets.max().item() > ramp_length - length - 10
 
 
+def test_no_clips_to_insert_leaves_the_windows_as_they_are():
+    noise = BatchWardNoise(WardNoiseInserter([], 0, 0, MIN_AMP, MAX_AMP), 50)
+    windows = torch.linspace(-1, 1, 100).reshape(2, 50)
+    assert torch.equal(noise(windows, torch.tensor([0, 1])), windows)
+
+
 def test_short_recordings_are_looped_and_windows_are_not_modified_in_place():
     noise = _noise([np.linspace(-1, 1, 10, dtype=np.float32)], 95, 1, 1, 0.1, 0.2)
     windows = torch.zeros(3, 95)

@@ -80,12 +80,16 @@ class BatchWardNoise:
         bank = np.concatenate(looped) if looped else np.zeros(0, np.float32)
         self.bank = torch.from_numpy(bank)
         # peaks[i] = max |bank[i : i + window]|: each stretch's peak, measured once.
-        self.peaks = torch.from_numpy(maximum_filter1d(np.abs(bank), self.length, origin=-(self.length // 2), mode="constant", cval=0.0))
+        peaks = maximum_filter1d(np.abs(bank), self.length, origin=-(self.length // 2), mode="constant", cval=0.0) if looped else bank
+        self.peaks = torch.from_numpy(peaks)
         lengths = torch.tensor([clip.shape[0] for clip in looped], dtype=torch.int64)
         self.starts = torch.cumsum(lengths, 0) - lengths
         # Offsets 0 .. length(recording) - window: as many as WardNoiseInserter draws from.
         self.offsets = lengths - self.length + 1
         self.num_noise = torch.tensor([inserter.num_noise[0], inserter.num_noise[1]], dtype=torch.int64)
+        # A Python int: no device round trip per batch. WardNoiseInserter refuses
+        # clips to insert without recordings, so the bank is not empty when this is > 0.
+        self.max_clips = max(inserter.num_noise.values())
         self.min_amplitude, self.max_amplitude = inserter.min_amplitude, inserter.max_amplitude
         self._on_device: dict[torch.device, tuple[torch.Tensor, ...]] = {}
 
@@ -101,9 +105,11 @@ class BatchWardNoise:
         bank, peaks, starts, offsets, num_noise = self._tensors(windows.device)
         counts = num_noise[labels.long()]
         noisy = windows.clone()
+        if self.max_clips == 0:
+            return noisy
         # Every window-length stretch of the bank, as a view: indexing copies just the chosen rows.
         stretches = bank.unfold(0, self.length, 1)
-        for slot in range(int(num_noise.max())):
+        for slot in range(self.max_clips):
             recording = torch.randint(0, starts.shape[0], (windows.shape[0],), device=windows.device)
             offset = (torch.rand(windows.shape[0], device=windows.device, dtype=torch.float64) * offsets[recording]).long()
             first = starts[recording] + offset
