@@ -18,7 +18,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from spira.augment.pipeline import build_augmenter
+from spira.augment.pipeline import build_augmenter, build_batch_noise, load_noise_clips
 from spira.config import compose_config
 from spira.features.mfcc import window_spec
 from spira.training.data import FeatureDataModule
@@ -49,8 +49,13 @@ def measure(augment: str, workers: int, batches: int, overrides: list[str]) -> f
     cfg = compose_config([f"augment={augment}", f"train.num_workers={workers}", *overrides])
     L.seed_everything(int(cfg.seed), workers=True)
     spec = window_spec(cfg.features)
-    augmenter = build_augmenter(cfg.augment, Path(cfg.data.out_dir), spec.sample_rate)
-    datamodule = FeatureDataModule(cfg.features.out_dir, int(cfg.train.batch_size), workers, augmenter, cfg.data.out_dir, spec)
+    prepared_dir = Path(cfg.data.out_dir)
+    augmenter = build_augmenter(cfg.augment, prepared_dir, spec.sample_rate)
+    module = build_module(cfg)
+    module.batch_noise = build_batch_noise(cfg.augment, load_noise_clips(prepared_dir), spec.window_samples)
+    datamodule = FeatureDataModule(
+        cfg.features.out_dir, int(cfg.train.batch_size), workers, augmenter, prepared_dir, spec, audio_windows=module.batch_noise is not None
+    )
     timer = _Throughput(warmup_batches=3)
     trainer = L.Trainer(
         accelerator=cfg.trainer.accelerator,
@@ -65,7 +70,7 @@ def measure(augment: str, workers: int, batches: int, overrides: list[str]) -> f
         enable_model_summary=False,
         callbacks=[timer],
     )
-    trainer.fit(build_module(cfg), datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule)
     return timer.rate()
 
 

@@ -78,7 +78,7 @@ def tiny_repo(tmp_path: Path) -> Path:
 @dataclass(frozen=True)
 class PipelineRun:
     repo: Path
-    output: str  # standard output of its one `dvc repro`
+    output: str  # standard output and error of its one `dvc repro`
 
 
 @pytest.fixture(scope="session")
@@ -87,4 +87,5 @@ def smoke_pipeline(tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
     tests that only read its outputs (end to end, export, predict, serve). Tests
     must not modify it: write to their own tmp_path."""
     repo = make_pipeline_repo(tmp_path_factory.mktemp("smoke") / "repo")
-    return PipelineRun(repo, run(["dvc", "repro"], repo).stdout)
+    result = run(["dvc", "repro"], repo)
+    return PipelineRun(repo, result.stdout + result.stderr)

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from spira.augment.noise import WardNoiseInserter
-from spira.augment.pipeline import build_augmenter
+from spira.augment.pipeline import build_augmenter, build_batch_noise, load_noise_clips
 from spira.config import compose_config
 from spira.features.featurize import featurize
 from spira.features.mfcc import window_spec
@@ -87,12 +87,14 @@ def prepared(tmp_path: Path) -> Path:
 def _stream(cfg, prepared: Path, seed: int, epochs: int = 2) -> list[torch.Tensor]:
     spec = window_spec(cfg.features)
     augmenter = build_augmenter(cfg.augment, prepared, spec.sample_rate)
+    noise = build_batch_noise(cfg.augment, load_noise_clips(prepared), spec.window_samples)
     _, index = load_split(Path(cfg.features.out_dir), "train")
     dataset = AugmentedWaveformWindows(index, prepared, spec, augmenter)
     L.seed_everything(seed, workers=True)
-    # Unshuffled, so batch k of every epoch holds the same windows.
+    # Unshuffled, so batch k of every epoch holds the same windows; ward noise
+    # goes in per batch, as the LightningModule inserts it on the training device.
     loader = DataLoader(dataset, batch_size=4, shuffle=False, num_workers=0)
-    return [[batch[0] for batch in loader] for _ in range(epochs)]
+    return [[noise(batch[0], batch[1]) for batch in loader] for _ in range(epochs)]
 
 
 def test_augmented_stream_is_reproducible_under_a_seed_and_new_each_epoch(prepared: Path, tmp_path: Path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -25,6 +26,10 @@ def _ran(output: str) -> set[str]:
 def test_dvc_repro_end_to_end(smoke_pipeline: PipelineRun):
     tiny_repo = smoke_pipeline.repo
     assert _ran(smoke_pipeline.output) == set(STAGES)
+    # Progress in a log (not a terminal): featurize and evaluate bars, one line per training epoch.
+    log = smoke_pipeline.output
+    assert "featurize: 100%" in log and "evaluate test_noisy: 100%" in log
+    assert re.search(r"epoch 2/2: .*val/file_auroc \d\.\d{4}", log), log[-3000:]
 
     metrics = json.loads((tiny_repo / "metrics/test.json").read_text())["test_clean"]
     manifest = pd.read_csv(tiny_repo / "data/prepared/manifest.csv")

@@ -10,7 +10,7 @@ import soundfile as sf
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from spira.augment.noise import WardNoiseInserter
+from spira.augment.noise import BatchWardNoise, WardNoiseInserter
 from spira.data.manifest import NOISE_MANIFEST_FILE, read_noise_manifest
 
 # (window samples, label, rng) -> augmented window samples
@@ -35,17 +35,19 @@ def ward_noise_inserter(config: DictConfig, noise_clips: list[np.ndarray]) -> Wa
 
 
 def build_augmenter(augment: DictConfig, prepared_dir: Path, sample_rate: int) -> Augmenter | None:
-    """Ward-noise insertion and/or an audiomentations Compose; None for `augment=none`."""
+    """The per-window (numpy, DataLoader worker) augmenter: an audiomentations Compose,
+    after ward-noise insertion when the option has both. None when nothing runs per
+    window: `augment=none`, or ward noise alone, which `build_batch_noise` inserts batched
+    on the training device."""
+    if not augment.get("audiomentations"):
+        return None
     steps: list[Augmenter] = []
     if augment.get("ward_noise"):
         steps.append(ward_noise_inserter(augment.ward_noise, load_noise_clips(prepared_dir)))
-    if augment.get("audiomentations"):
-        compose = instantiate(augment.audiomentations)
-        # audiomentations draws from numpy's global RNG, which Lightning seeds
-        # per worker (seed_everything(workers=True)), so runs stay reproducible.
-        steps.append(lambda samples, label, rng: compose(samples=samples, sample_rate=sample_rate))
-    if not steps:
-        return None
+    compose = instantiate(augment.audiomentations)
+    # audiomentations draws from numpy's global RNG, which Lightning seeds
+    # per worker (seed_everything(workers=True)), so runs stay reproducible.
+    steps.append(lambda samples, label, rng: compose(samples=samples, sample_rate=sample_rate))
 
     def augment_window(samples: np.ndarray, label: int, rng: np.random.Generator) -> np.ndarray:
         for step in steps:
@@ -53,3 +55,11 @@ def build_augmenter(augment: DictConfig, prepared_dir: Path, sample_rate: int) -
         return samples.astype(np.float32, copy=False)
 
     return augment_window
+
+
+def build_batch_noise(augment: DictConfig, noise_clips: list[np.ndarray], window_samples: int) -> BatchWardNoise | None:
+    """Ward-noise insertion on whole batches on the training device, for an option with
+    ward noise and no per-window augmenter (with one, noise goes first, per window)."""
+    if not augment.get("ward_noise") or augment.get("audiomentations"):
+        return None
+    return BatchWardNoise(ward_noise_inserter(augment.ward_noise, noise_clips), window_samples)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -12,20 +13,21 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.metrics import roc_curve
+from tqdm import tqdm
 
 from spira.features.store import NOISY_TEST, load_split
 from spira.metrics import aggregate_per_file, binary_metrics
 from spira.safety import atomic_file
 
 
-def predict_windows(module: torch.nn.Module, windows: np.ndarray, batch_size: int) -> np.ndarray:
-    """Sigmoid probability per window, in eval mode, batch by batch.
+def predict_windows(module: torch.nn.Module, windows: np.ndarray, batch_size: int, name: str = "predict") -> np.ndarray:
+    """Sigmoid probability per window, in eval mode, batch by batch, with a progress bar on stderr.
 
     `module` maps a (batch, frames, coefficients) feature tensor to window logits."""
     module.eval()
     probs = []
     with torch.inference_mode():
-        for start in range(0, windows.shape[0], batch_size):
+        for start in tqdm(range(0, windows.shape[0], batch_size), desc=name, unit="batch", file=sys.stderr, mininterval=1.0):
             batch = torch.from_numpy(np.array(windows[start : start + batch_size], dtype=np.float32))
             probs.append(torch.sigmoid(module(batch)).double().numpy())
     return np.concatenate(probs) if probs else np.empty(0)
@@ -34,7 +36,7 @@ def predict_windows(module: torch.nn.Module, windows: np.ndarray, batch_size: in
 def evaluate_split(module: torch.nn.Module, features_dir: Path, split: str, threshold: float, batch_size: int) -> tuple[dict, pd.DataFrame]:
     """Per-file metrics and the per-file predictions table for one featurized split."""
     windows, index = load_split(features_dir, split)
-    window_prob = predict_windows(module, windows, batch_size)
+    window_prob = predict_windows(module, windows, batch_size, f"evaluate {split}")
     file_numbers, file_ids = pd.factorize(index["file_id"])
     numbers, prob, label = aggregate_per_file(file_numbers, window_prob, index["label"].to_numpy())
     speakers = index.groupby("file_id", sort=False)["speaker_id"].first()

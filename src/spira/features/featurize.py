@@ -1,5 +1,8 @@
 """Featurize: prepared audio -> per-split memory-mappable MFCC window arrays + index.
 
+Each file is transformed once and its windows sliced from it
+(`MfccExtractor.file_windows`), in `features.num_workers` processes.
+
 Besides the train/val/test splits it writes `test_noisy`: the test files with
 SPIRA's noisy-test protocol applied (by default one ward-noise clip on each
 control, none on patients), seeded per file so every run sees the same set.
@@ -8,6 +11,9 @@ control, none on patients), seeded per file so every run sees the same set.
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +21,16 @@ import pandas as pd
 import soundfile as sf
 import torch
 from omegaconf import DictConfig
+from tqdm import tqdm
 
 from spira.augment.noise import WardNoiseInserter
 from spira.augment.pipeline import load_noise_clips, ward_noise_inserter
 from spira.data.manifest import read_prepared_manifest
 from spira.data.splits import SPLITS
-from spira.features.mfcc import MfccExtractor, WindowSpec, build_extractor, cut_windows, window_spec
-from spira.safety import staged_folder
+from spira.features.mfcc import MfccExtractor, WindowSpec, build_extractor, window_spec
 from spira.features.store import FEATURES_FILE, INDEX_COLUMNS, INDEX_FILE, NOISY_TEST, NORMALIZATION_FILE
+from spira.parallel import ordered_map
+from spira.safety import staged_folder
 
 
 def file_seed(seed: int, file_id: str) -> np.random.Generator:
@@ -41,12 +49,17 @@ def featurize(features: DictConfig, prepared_dir: str | Path, noisy_test: DictCo
     manifest = read_prepared_manifest(prepared_dir)
     spec = window_spec(features)
     extractor = build_extractor(features)
+    sets = {split: manifest[manifest["split"] == split] for split in SPLITS}
+    sets[NOISY_TEST] = sets["test"]
+    noise = ward_noise_inserter(noisy_test, load_noise_clips(prepared_dir))
+    # One pool for every set: (set, path, label, file id) in output order.
+    tasks = [(name, *task) for name, files in sets.items() for task in zip(files["path"], files["label"].astype(int), files["file_id"])]
+    work = partial(file_features, prepared_dir=prepared_dir, spec=spec, extractor=extractor, noise=noise, noise_seed=int(noisy_test.seed))
     with staged_folder(features.out_dir, "features.out_dir", {**inputs, "data.out_dir": prepared_dir}) as out_dir:
-        counts = {split: write_windows(split, manifest[manifest["split"] == split], prepared_dir, out_dir, spec, extractor) for split in SPLITS}
-        noise = ward_noise_inserter(noisy_test, load_noise_clips(prepared_dir))
-        counts[NOISY_TEST] = write_windows(
-            NOISY_TEST, manifest[manifest["split"] == "test"], prepared_dir, out_dir, spec, extractor, noise, int(noisy_test.seed)
-        )
+        results = ordered_map(work, tasks, int(features.num_workers))
+        progress = tqdm(total=len(tasks), desc="featurize", unit="file", file=sys.stderr, mininterval=1.0)
+        counts = {name: write_windows(name, files, out_dir, spec, extractor.mfcc.n_mfcc, results, progress) for name, files in sets.items()}
+        progress.close()
         if features.normalize:
             train = np.load(out_dir / FEATURES_FILE.format(split="train"), mmap_mode="r")
             mean = train.mean(axis=(0, 1), dtype=np.float64)
@@ -58,36 +71,48 @@ def featurize(features: DictConfig, prepared_dir: str | Path, noisy_test: DictCo
     return counts
 
 
+def file_features(
+    task: tuple[str, str, int, str], prepared_dir: Path, spec: WindowSpec, extractor: MfccExtractor, noise: WardNoiseInserter, noise_seed: int
+) -> tuple[np.ndarray, int]:
+    """(windows, frames, n_mfcc) features of one prepared file and its padded samples.
+
+    `task` is (set, path, label, file id); the noisy test set gets its
+    ward noise first, seeded per file."""
+    name, path, label, file_id = task
+    samples, rate = sf.read(prepared_dir / path, dtype="float32")
+    if rate != spec.sample_rate:
+        raise ValueError(f"{prepared_dir / path}: {rate} Hz, features expect {spec.sample_rate} Hz")
+    if name == NOISY_TEST:
+        samples = noise(samples, label, file_seed(noise_seed, file_id))
+    with torch.inference_mode():
+        features, padded = extractor.file_windows(samples, spec)
+    return features.numpy(), padded
+
+
 def write_windows(
     name: str,
     files: pd.DataFrame,
-    prepared_dir: Path,
     out_dir: Path,
     spec: WindowSpec,
-    extractor: MfccExtractor,
-    noise: WardNoiseInserter | None = None,
-    noise_seed: int = 0,
+    n_mfcc: int,
+    results: Iterator[tuple[np.ndarray, int]],
+    progress: tqdm,
 ) -> int:
-    """MFCC windows of `files` into one memory-mapped array plus its index."""
+    """The next len(files) results (features, padded samples) into `{name}.npy` and its index.
+
+    Results come from featurize's one pool in file order: the bytes are the
+    same for any worker count."""
     total = int(sum(spec.count(n) for n in files["n_samples"]))
-    array = np.lib.format.open_memmap(
-        out_dir / FEATURES_FILE.format(split=name), mode="w+", dtype=np.float32, shape=(total, spec.frames, extractor.mfcc.n_mfcc)
-    )
+    array = np.lib.format.open_memmap(out_dir / FEATURES_FILE.format(split=name), mode="w+", dtype=np.float32, shape=(total, spec.frames, n_mfcc))
     index_rows, row = [], 0
-    for file in files.itertuples(index=False):
-        samples, rate = sf.read(prepared_dir / file.path, dtype="float32")
-        if rate != spec.sample_rate:
-            raise ValueError(f"{prepared_dir / file.path}: {rate} Hz, features expect {spec.sample_rate} Hz")
-        if noise is not None:
-            samples = noise(samples, file.label, file_seed(noise_seed, file.file_id))
-        windows, padded = cut_windows(samples, spec)
-        with torch.inference_mode():
-            array[row : row + len(windows)] = extractor(torch.from_numpy(windows)).numpy()
+    for file, (features, padded) in zip(files.itertuples(index=False), results):
+        array[row : row + len(features)] = features
         padded_seconds = round(padded / spec.sample_rate, 4)
         index_rows += [
-            (file.file_id, number, number * spec.step_seconds, padded_seconds, file.label, file.speaker_id) for number in range(len(windows))
+            (file.file_id, number, number * spec.step_seconds, padded_seconds, file.label, file.speaker_id) for number in range(len(features))
         ]
-        row += len(windows)
+        row += len(features)
+        progress.update()
     array.flush()
     pd.DataFrame.from_records(index_rows, columns=INDEX_COLUMNS).to_csv(out_dir / INDEX_FILE.format(split=name), index=False)
     return total

@@ -35,39 +35,52 @@ class FeatureWindows(Dataset):
 
 
 class AugmentedWaveformWindows(Dataset):
-    """Yields (augmented window samples, label, file number, window row) per window.
+    """Yields (window samples, label, file number, window row) per window, optionally augmented.
 
-    Windows are the ones featurize cut (same index), read from the prepared
-    16 kHz audio and augmented afresh at every draw, so each epoch sees new
-    noise. MFCCs are computed batched by the LightningModule. Randomness comes
-    from torch's RNG, which Lightning seeds per run, per worker and per epoch
-    (seed_everything(workers=True)), so the augmented stream is reproducible.
+    Windows are the ones featurize cut (same index), sliced from the split's
+    prepared 16 kHz audio, read once into one array (with each file's offset):
+    no file is opened per window, and DataLoader workers (forked) share the
+    array. MFCCs, and ward noise alone (`BatchWardNoise`), are computed batched
+    by the LightningModule on the training device; a per-window `augmenter`
+    (audiomentations) runs here, afresh at every draw. Its randomness comes from
+    torch's RNG, which Lightning seeds per run and per worker
+    (seed_everything(workers=True)), so the stream is reproducible.
     """
 
-    def __init__(self, index: pd.DataFrame, prepared_dir: Path, spec: WindowSpec, augmenter: Augmenter):
-        manifest = read_prepared_manifest(prepared_dir).set_index("file_id")["path"]
-        self.paths = [str(prepared_dir / relative) for relative in manifest.loc[index["file_id"]]]
-        self.starts = (index["start_seconds"].to_numpy() * spec.sample_rate).round().astype(np.int64)
+    def __init__(self, index: pd.DataFrame, prepared_dir: Path, spec: WindowSpec, augmenter: Augmenter | None = None):
+        paths = read_prepared_manifest(prepared_dir).set_index("file_id")["path"]
+        file_ids = index["file_id"].drop_duplicates().tolist()
+        recordings = [sf.read(prepared_dir / paths.loc[file_id], dtype="float32")[0] for file_id in file_ids]
+        lengths = np.array([recording.shape[0] for recording in recordings], dtype=np.int64)
+        self.audio = np.concatenate(recordings) if recordings else np.zeros(0, np.float32)
+        offsets = dict(zip(file_ids, np.cumsum(lengths) - lengths))
+        ends = dict(zip(file_ids, np.cumsum(lengths)))
+        window_starts = (index["start_seconds"].to_numpy() * spec.sample_rate).round().astype(np.int64)
+        self.starts = index["file_id"].map(offsets).to_numpy(np.int64) + window_starts
+        self.ends = index["file_id"].map(ends).to_numpy(np.int64)
         self.labels = index["label"].to_numpy(np.float32)
         self.file_numbers = pd.factorize(index["file_id"])[0].astype(np.int64)
         self.window_samples = spec.window_samples
         self.augmenter = augmenter
 
     def __len__(self) -> int:
-        return len(self.paths)
+        return len(self.starts)
 
     def __getitem__(self, row: int):
-        samples, _ = sf.read(self.paths[row], start=int(self.starts[row]), frames=self.window_samples, dtype="float32")
+        start = int(self.starts[row])
+        samples = self.audio[start : min(start + self.window_samples, int(self.ends[row]))]
         window = np.zeros(self.window_samples, dtype=np.float32)
         window[: samples.shape[0]] = samples  # short files: zero padding, as in featurize
-        rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
-        window = self.augmenter(window, int(self.labels[row]), rng)
+        if self.augmenter is not None:
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,))))
+            window = self.augmenter(window, int(self.labels[row]), rng)
         return torch.from_numpy(window), torch.tensor(self.labels[row]), torch.tensor(self.file_numbers[row]), torch.tensor(row)
 
 
 class FeatureDataModule(L.LightningDataModule):
-    """Train/val batches from featurize's output; with an augmenter, training
-    windows are re-cut from the prepared audio and augmented on the fly."""
+    """Train/val batches from featurize's output; with `audio_windows` (on-the-fly
+    augmentation), training windows are sliced from the prepared audio instead and
+    augmented per window by `augmenter` (if any) and per batch by the module."""
 
     def __init__(
         self,
@@ -77,9 +90,11 @@ class FeatureDataModule(L.LightningDataModule):
         augmenter: Augmenter | None = None,
         prepared_dir: str | Path | None = None,
         spec: WindowSpec | None = None,
+        audio_windows: bool = False,
     ):
         super().__init__()
-        if augmenter is not None and (prepared_dir is None or spec is None):
+        self.audio_windows = audio_windows or augmenter is not None
+        if self.audio_windows and (prepared_dir is None or spec is None):
             raise ValueError("augmentation needs the prepared audio directory and the window spec")
         self.features_dir = Path(features_dir)
         self.batch_size = batch_size
@@ -94,7 +109,7 @@ class FeatureDataModule(L.LightningDataModule):
             self.datasets["val"] = FeatureWindows(*load_split(self.features_dir, "val"))
         if "train" not in self.datasets:
             windows, index = load_split(self.features_dir, "train")
-            if self.augmenter is None:
+            if not self.audio_windows:
                 self.datasets["train"] = FeatureWindows(windows, index)
             else:
                 self.datasets["train"] = AugmentedWaveformWindows(index, self.prepared_dir, self.spec, self.augmenter)
@@ -105,8 +120,9 @@ class FeatureDataModule(L.LightningDataModule):
             batch_size=self.batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
-            # Fresh workers every epoch: Lightning re-seeds them per epoch.
-            persistent_workers=False,
+            # Workers (and the split's audio they share) live for the whole fit;
+            # their seeded RNG streams go on from epoch to epoch.
+            persistent_workers=self.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -10,6 +10,7 @@ import torch
 from hydra.utils import instantiate
 from torch.nn import functional as F
 
+from spira.augment.noise import BatchWardNoise
 from spira.metrics import aggregate_per_file, binary_metrics, file_loss
 from spira.features.mfcc import build_extractor
 from spira.training.schedule import noam_factor
@@ -22,8 +23,8 @@ class SpiraLitModule(L.LightningModule):
     checkpoint with the features config and normalisation, so a checkpoint
     alone rebuilds the model for evaluation and inference, from features or
     from 16 kHz audio windows. Batches of raw windows (batch, samples), as the
-    augmented training stream yields, are turned into MFCCs here, batched and
-    on the training device.
+    augmented training stream yields, get their ward noise (`batch_noise`) and
+    are turned into MFCCs here, batched and on the training device.
 
     `threshold` only sets the cut of the validation accuracies; the DVC train
     stage leaves it at 0.5 and does not read `evaluate.threshold`, so moving
@@ -50,6 +51,9 @@ class SpiraLitModule(L.LightningModule):
         std = torch.tensor(feature_std if feature_std is not None else [1.0] * num_features)
         self.register_buffer("feature_mean", mean, persistent=False)
         self.register_buffer("feature_std", std, persistent=False)
+        # Set by training with on-the-fly ward noise (augment.noise.BatchWardNoise);
+        # not a hyperparameter: a checkpoint never carries noise recordings.
+        self.batch_noise: BatchWardNoise | None = None
         self._val_outputs: list[torch.Tensor] = []
         # Per-file (file number, mean probability, label) of the last validation
         # epoch over the whole validation set, the same on every rank.
@@ -63,6 +67,8 @@ class SpiraLitModule(L.LightningModule):
         inputs, *rest = batch
         if inputs.dim() == 2:  # raw audio windows -> (batch, frames, coefficients)
             with torch.no_grad():
+                if self.batch_noise is not None and self.training:
+                    inputs = self.batch_noise(inputs, rest[0])
                 inputs = self.featurizer(inputs)
         return [inputs, *rest]
 

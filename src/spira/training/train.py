@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 
 import lightning as L
@@ -10,7 +12,7 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from spira.augment.pipeline import build_augmenter
+from spira.augment.pipeline import build_augmenter, build_batch_noise, load_noise_clips
 from spira.features.mfcc import window_spec
 from spira.features.store import load_normalization
 from spira.safety import replace_folder
@@ -46,6 +48,19 @@ def build_module(cfg: DictConfig) -> SpiraLitModule:
     )
 
 
+class EpochLines(L.Callback):
+    """One line per epoch on stderr (epoch, train loss, validation metrics, seconds):
+    progress that stays readable where the output is not a terminal."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.started = time.perf_counter()
+
+    @rank_zero_only
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        metrics = " ".join(f"{name} {float(value):.4f}" for name, value in sorted(trainer.callback_metrics.items()))
+        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {metrics} ({time.perf_counter() - self.started:.1f} s)", file=sys.stderr, flush=True)
+
+
 @rank_zero_only
 def remove_stale_checkpoints(cfg: DictConfig) -> None:
     """ModelCheckpoint would version a stale best.ckpt as best-v1.ckpt. Rank zero
@@ -66,13 +81,24 @@ def fit(cfg: DictConfig) -> dict:
     remove_stale_checkpoints(cfg)
     module = build_module(cfg)
     spec = window_spec(cfg.features)
-    augmenter = build_augmenter(cfg.augment, Path(cfg.data.out_dir), spec.sample_rate)
+    prepared_dir = Path(cfg.data.out_dir)
+    augmenter = build_augmenter(cfg.augment, prepared_dir, spec.sample_rate)
+    module.batch_noise = build_batch_noise(cfg.augment, load_noise_clips(prepared_dir), spec.window_samples)
     datamodule = FeatureDataModule(
-        cfg.features.out_dir, int(cfg.train.batch_size), int(cfg.train.num_workers), augmenter, cfg.data.out_dir, spec
+        cfg.features.out_dir,
+        int(cfg.train.batch_size),
+        int(cfg.train.num_workers),
+        augmenter,
+        prepared_dir,
+        spec,
+        audio_windows=module.batch_noise is not None,
     )
     callbacks = {name: instantiate(conf) for name, conf in cfg.callbacks.items()}
     loggers = instantiate_loggers(cfg)
-    trainer = instantiate(cfg.trainer, callbacks=list(callbacks.values()), logger=loggers or False)
+    # Lightning's progress bar on a terminal; in logs (DVC, CI) one line per epoch.
+    progress_bar = bool(cfg.trainer.enable_progress_bar) and sys.stderr.isatty()
+    epoch_lines = [EpochLines()] if cfg.trainer.enable_progress_bar and not progress_bar else []
+    trainer = instantiate(cfg.trainer, callbacks=[*callbacks.values(), *epoch_lines], logger=loggers or False, enable_progress_bar=progress_bar)
     trainer.fit(module, datamodule=datamodule)
     if not trainer.is_global_zero:
         return {}
