@@ -61,7 +61,7 @@ def test_predictions_are_compared_per_file_with_the_cpu(prepared: Path, tmp_path
     compare_predictions = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(compare_predictions)
     cfg = compose_config([f"features.out_dir={tmp_path / 'features'}", f"data.out_dir={prepared}"])
-    featurize(cfg.features, prepared, cfg.noisy_test)
+    featurize(cfg.features, prepared, cfg.noisy_test, {})
     module = build_module(cfg)
     same = compare_predictions.compare(module, tmp_path / "features", "cpu", "32-true")
     assert same == {"test": 0.0, "test_noisy": 0.0}
