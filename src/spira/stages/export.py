@@ -5,7 +5,7 @@ from spira.stages._cli import stage_params
 
 
 def main() -> None:
-    contract = export_model(stage_params(__doc__))
+    contract = export_model(stage_params(__doc__, "export"))
     decision = contract["decision"]
     print(f"exported {contract['model']['name']} version {contract['model']['version']} "
           f"(threshold {decision['threshold']:g}, inconclusive band {decision['inconclusive_band']})")
