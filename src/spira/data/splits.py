@@ -5,8 +5,8 @@ cuts the list by the fractions (exact counts, but adding one speaker can move
 every other; the demo synthesiser uses it for its metadata files), and
 `hash_split_speakers`, what prepare uses for `split.strategy: speaker`: a
 speaker's split is a pure function of its salted id and the split config, so
-adding recordings never moves an existing speaker and an old test set stays a
-subset of the new one. Its price is that the class balance of a split follows
+adding recordings (or correcting a label) never moves an existing speaker and
+an old test set stays a subset of the new one. Its price is that the class balance of a split follows
 the fractions only on average; `split_balance` says how far it is.
 """
 
@@ -49,22 +49,24 @@ def check_fractions(fractions: Mapping[str, float]) -> None:
         raise ValueError(f"split fractions must sum to 1, got {dict(fractions)} (sum {total})")
 
 
-def speaker_position(speaker_id: str, label: int, seed: int) -> float:
-    """A number in [0, 1) fixed by the speaker's (salted) id, its class and the seed alone."""
-    digest = hashlib.sha256(f"{seed}\x00{label}\x00{speaker_id}".encode()).digest()
+def speaker_position(speaker_id: str, seed: int) -> float:
+    """A number in [0, 1) fixed by the speaker's (salted) id and the seed alone.
+
+    Not by its label: a corrected label keeps the speaker in its split."""
+    digest = hashlib.sha256(f"{seed}\x00{speaker_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
 def hash_split_speakers(speaker_labels: Mapping[str, int], fractions: Mapping[str, float], seed: int) -> dict[str, str]:
     """Assign every speaker to the split whose cumulative-fraction interval holds its position.
 
-    Per class: each class's speakers land in the splits with the fractions'
-    probabilities, whatever the other class holds."""
+    Stratified in expectation: the position ignores the class, so each class's
+    speakers land in the splits with the fractions' probabilities."""
     check_fractions(fractions)
     bounds = np.cumsum([fractions[name] for name in SPLITS])
     return {
-        speaker: SPLITS[min(int(np.searchsorted(bounds, speaker_position(speaker, label, seed), side="right")), len(SPLITS) - 1)]
-        for speaker, label in speaker_labels.items()
+        speaker: SPLITS[min(int(np.searchsorted(bounds, speaker_position(speaker, seed), side="right")), len(SPLITS) - 1)]
+        for speaker in speaker_labels
     }
 
 
