@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from conftest import make_pipeline_repo, run
+from spira.config import compose_params
 from spira.data.privacy import salted_id
 from spira.data.splits import hash_split_speakers
 
@@ -25,6 +26,11 @@ SMOKE_FLOORS = {"test_auroc": 0.6, "test_sensitivity": 0.5, "noisy_test_auroc": 
 def commit(repo: Path, message: str) -> None:
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", message], repo)
+
+
+def compose(repo: Path, *overrides: str) -> None:
+    """`spira params` of the test repository's own conf/ (the installed `spira` composes this checkout's)."""
+    compose_params(repo / "params.yaml", list(overrides), config_dir=repo / "conf")
 
 
 def tags(repo: Path) -> set[str]:
@@ -88,7 +94,7 @@ def test_three_data_drops_gate_promote_remote_rollback(tmp_path: Path):
     assert "nothing to roll back: no version" in run(["spira", "rollback", "--reason", "x"], repo, check=False).stderr
 
     # Drop 1: no champion, floors only; promoted as v1.
-    run(["spira", "params"], repo)
+    compose(repo)
     run(["dvc", "repro"], repo)
     first = gate_result(repo)
     assert first["champion"] is None and first["non_inferiority"] is None
@@ -111,7 +117,7 @@ def test_three_data_drops_gate_promote_remote_rollback(tmp_path: Path):
     splits_1 = speaker_splits(repo)
 
     # Drop 2: eight more speakers. Nobody moves; the challenger meets the champion on the same test files.
-    run(["spira", "params", "demo_cohort.n_speakers=24"], repo)
+    compose(repo, "demo_cohort.n_speakers=24")
     run(["dvc", "repro"], repo)
     splits_2 = speaker_splits(repo)
     assert len(splits_2) == 24 and {s: splits_2[s] for s in splits_1} == splits_1
@@ -137,7 +143,7 @@ def test_three_data_drops_gate_promote_remote_rollback(tmp_path: Path):
     # and the prod checkpoint is byte for byte the promoted one.
     run(["dvc", "remote", "add", "-d", "team", str(tmp_path / "remote")], repo)
     commit(repo, "DVC remote")
-    run(["dvc", "push"], repo)
+    run(["dvc", "push", "--all-tags"], repo)  # every registered version, v1 included
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
     run(["dvc", "pull"], clone)
@@ -152,7 +158,7 @@ def test_three_data_drops_gate_promote_remote_rollback(tmp_path: Path):
     swapped = swap_training_labels(repo, repo / "data/demo", repo / "data/drop3", split_seed=23)
     assert swapped == 16
     run(["dvc", "add", "data/drop3"], repo)
-    run(["spira", "params", "demo_cohort.n_speakers=24", "data.root=data/drop3", "data.noise_root=data/drop3"], repo)
+    compose(repo, "demo_cohort.n_speakers=24", "data.root=data/drop3", "data.noise_root=data/drop3")
     run(["dvc", "repro"], repo)
     assert speaker_splits(repo) == splits_2
     third = gate_result(repo)

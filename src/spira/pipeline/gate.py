@@ -19,7 +19,7 @@ from spira.evaluation.evaluate import TEST_SETS, evaluate_split
 from spira.pipeline.model import write_json
 from spira.registry.bootstrap import paired_auroc_difference
 from spira.registry.gate import decide, floor_rules, gate_markdown, non_inferiority_rule
-from spira.registry.versions import current_prod, fetch_artifact
+from spira.registry.versions import RegistryError, current_prod, fetch_artifact
 from spira.tracking import data_version, git_commit
 from spira.training.module import SpiraLitModule
 from spira.training.train import checkpoint_path
@@ -42,9 +42,16 @@ def file_md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def score_model(checkpoint: Path, cfg: DictConfig, threshold: float) -> dict[str, tuple[dict, pd.DataFrame]]:
+def score_model(checkpoint: Path, cfg: DictConfig, threshold: float, name: str) -> dict[str, tuple[dict, pd.DataFrame]]:
     """Per-file metrics and predictions of one checkpoint on each test set."""
     module = SpiraLitModule.load_from_checkpoint(str(checkpoint), map_location="cpu")
+    trained_on = dict(module.hparams["features"])
+    # Every setting that shapes the windows (out_dir only says where they are).
+    expected = {key: value for key, value in OmegaConf.to_container(cfg.features, resolve=True).items() if key in trained_on and key != "out_dir"}
+    if {key: trained_on[key] for key in expected} != expected:
+        changed = sorted(key for key in expected if trained_on[key] != expected[key])
+        raise RegistryError(f"the {name} was trained on other features ({', '.join(changed)} differ from params.yaml's features): "
+                            "the gate can only score both models on the same feature files")  # fmt: skip
     features_dir = Path(cfg.features.out_dir)
     return {name: evaluate_split(module, features_dir, split, threshold, int(cfg.evaluate.batch_size)) for name, split in TEST_SETS.items()}
 
@@ -58,7 +65,7 @@ def run_gate(cfg: DictConfig, repo: Path = Path(".")) -> dict:
     gate = cfg.gate
     threshold = decision_threshold(cfg)
     challenger_checkpoint = checkpoint_path(cfg)
-    challenger_scores = score_model(challenger_checkpoint, cfg, threshold)
+    challenger_scores = score_model(challenger_checkpoint, cfg, threshold, "challenger")
     challenger = {
         "checkpoint_md5": file_md5(challenger_checkpoint),
         "data_version": data_version(cfg.data.out_dir, repo / "dvc.lock"),
@@ -71,7 +78,7 @@ def run_gate(cfg: DictConfig, repo: Path = Path(".")) -> dict:
     if version is not None:
         with tempfile.TemporaryDirectory() as folder:
             champion_checkpoint = fetch_artifact(repo, str(gate.artifact), version.tag, Path(folder) / "champion.ckpt")
-            champion_scores = score_model(champion_checkpoint, cfg, threshold)
+            champion_scores = score_model(champion_checkpoint, cfg, threshold, f"champion {version.tag}")
             champion_md5 = file_md5(champion_checkpoint)
         champion = {"version": version.version, "tag": version.tag, "commit": version.commit, "checkpoint_md5": champion_md5,
                     **model_figures(champion_scores)}  # fmt: skip
