@@ -103,8 +103,8 @@ def test_three_data_drops_gate_promote_remote_rollback(tmp_path: Path):
     assert first["decision"] == "pass"
     assert first["threshold"] == 0.5
     assert "# Promotion gate: PASS" in (repo / "reports/gate.md").read_text()
-    refused = run(["spira", "promote"], repo, check=False)  # the gate result is not committed yet
-    assert refused.returncode != 0 and "no gate result committed" in refused.stderr
+    refused = run(["spira", "promote"], repo, check=False)  # the run is not committed yet
+    assert refused.returncode != 0 and "dvc.lock differs from the committed one" in refused.stderr
     commit(repo, "drop 1")
     run(["spira", "promote"], repo)
     assert tags(repo) == {f"{MODEL}@v1.0.0", f"{MODEL}#prod#1"}
@@ -128,16 +128,20 @@ def test_three_data_drops_gate_promote_remote_rollback(tmp_path: Path):
     assert second["non_inferiority"]["ci_low"] <= second["non_inferiority"]["difference"] <= second["non_inferiority"]["ci_high"]
     assert_decision_follows_its_figures(second)
     stale = run(["spira", "promote"], repo, check=False)  # the committed gate result is drop 1's
-    assert stale.returncode != 0 and "metrics/gate.json differs from the committed one" in stale.stderr
+    assert stale.returncode != 0 and "dvc.lock differs from the committed one" in stale.stderr
     commit(repo, "drop 2")
     promoted = run(["spira", "promote"], repo, check=False)
-    prod_after_2 = "v2.0.0" if second["decision"] == "pass" else "v1.0.0"
     if second["decision"] == "pass":
-        assert promoted.returncode == 0
-        assert tags(repo) == {f"{MODEL}@v1.0.0", f"{MODEL}#prod#1", f"{MODEL}@v2.0.0", f"{MODEL}#prod#2"}
-    else:
-        assert promoted.returncode != 0 and second["failed_rules"][0] in promoted.stderr
+        assert promoted.returncode == 0 and promoted.stdout.strip() == f"{MODEL}@v2.0.0 is in prod"
+    else:  # (the 2-epoch model on 24 speakers, on CPU) refused, then promoted by hand with a reason
+        assert promoted.returncode != 0 and f"the gate refused this model: {second['failed_rules'][0]}" in promoted.stderr
         assert tags(repo) == {f"{MODEL}@v1.0.0", f"{MODEL}#prod#1"}
+        run(["spira", "promote", "--force", "--reason", "clinician review of drop 2"], repo)
+        forced = json.loads(run(["git", "tag", "-l", "--format=%(contents)", f"{MODEL}@v2.0.0"], repo).stdout)
+        assert forced["forced"] == "clinician review of drop 2" and forced["gate"] == "fail"
+        assert forced["params_changed"] == {"demo_cohort.n_speakers": 24}
+        assert "promote (forced): clinician review of drop 2" in run(["git", "tag", "-n1", f"{MODEL}#prod#2"], repo).stdout
+    assert tags(repo) == {f"{MODEL}@v1.0.0", f"{MODEL}#prod#1", f"{MODEL}@v2.0.0", f"{MODEL}#prod#2"}
 
     # The data and models off the machine: push to a local remote, clone, pull; nothing to re-run,
     # and the prod checkpoint is byte for byte the promoted one.
@@ -149,10 +153,12 @@ def test_three_data_drops_gate_promote_remote_rollback(tmp_path: Path):
     run(["dvc", "pull"], clone)
     repro = run(["dvc", "repro"], clone)
     assert "Running stage" not in repro.stdout
-    prod_tag = f"{MODEL}@{prod_after_2}"
-    run(["dvc", "get", ".", "models/checkpoints/best.ckpt", "--rev", prod_tag, "-o", str(tmp_path / "prod.ckpt")], clone)
-    promoted_md5 = (second if prod_after_2 == "v2.0.0" else first)["challenger"]["checkpoint_md5"]
-    assert hashlib.md5((tmp_path / "prod.ckpt").read_bytes()).hexdigest() == promoted_md5
+    assert run(["gto", "show", f"{MODEL}#prod", "--ref"], clone).stdout.strip() == f"{MODEL}@v2.0.0"
+    run(["dvc", "fetch", "--all-tags"], clone)  # v1's commit predates the remote's config: fetch it with today's
+    for version, result in (("v2.0.0", second), ("v1.0.0", first)):
+        fetched = tmp_path / f"{version}.ckpt"
+        run(["dvc", "get", ".", "models/checkpoints/best.ckpt", "--rev", f"{MODEL}@{version}", "-o", str(fetched)], clone)
+        assert hashlib.md5(fetched.read_bytes()).hexdigest() == result["challenger"]["checkpoint_md5"]
 
     # Drop 3: a bad drop, the class of every training speaker swapped. Refused; prod unchanged.
     swapped = swap_training_labels(repo, repo / "data/demo", repo / "data/drop3", split_seed=23)
@@ -162,7 +168,7 @@ def test_three_data_drops_gate_promote_remote_rollback(tmp_path: Path):
     run(["dvc", "repro"], repo)
     assert speaker_splits(repo) == splits_2
     third = gate_result(repo)
-    assert third["champion"]["version"] == prod_after_2
+    assert third["champion"]["version"] == "v2.0.0"
     assert_decision_follows_its_figures(third)
     assert third["decision"] == "fail"
     assert third["challenger"]["test_clean"]["auroc"] < SMOKE_FLOORS["test_auroc"]
@@ -174,17 +180,14 @@ def test_three_data_drops_gate_promote_remote_rollback(tmp_path: Path):
     assert tags(repo) == tags_before
 
     # Rollback and the history.
-    rolled = run(["spira", "rollback", "--reason", "drop 3 investigation"], repo, check=False)
-    if prod_after_2 == "v2.0.0":
-        assert rolled.stdout.strip() == "prod rolled back from v2.0.0 to v1.0.0: drop 3 investigation"
-        assert f"{MODEL}#prod#3" in tags(repo)
-        again = run(["spira", "rollback", "--reason", "again"], repo, check=False)
-        assert again.returncode != 0 and "v1.0.0 is the earliest version" in again.stderr
-    else:
-        assert rolled.returncode != 0 and "v1.0.0 is the earliest version" in rolled.stderr
+    rolled = run(["spira", "rollback", "--reason", "drop 3 investigation"], repo)
+    assert rolled.stdout.strip() == "prod rolled back from v2.0.0 to v1.0.0: drop 3 investigation"
+    assert tags(repo) == tags_before | {f"{MODEL}#prod#3"}
+    again = run(["spira", "rollback", "--reason", "again"], repo, check=False)
+    assert again.returncode != 0 and "v1.0.0 is the earliest version" in again.stderr
     shown = run(["spira", "models"], repo).stdout
     rows = {line.split()[0]: line.split() for line in shown.splitlines() if line.startswith("v")}
-    assert rows["v1.0.0"][1] == "prod"
+    assert rows["v1.0.0"][1] == "prod" and rows["v2.0.0"][1] != "prod"
     assert f"{first['challenger']['test_clean']['auroc']:.3f}" in rows["v1.0.0"]
-    assert "rollback from v2.0.0 to v1.0.0: drop 3 investigation" in shown or prod_after_2 == "v1.0.0"
+    assert "#3" in shown and "rollback from v2.0.0 to v1.0.0: drop 3 investigation" in shown
     assert run(["gto", "show", f"{MODEL}#prod", "--ref"], repo).stdout.strip() == f"{MODEL}@v1.0.0"

@@ -121,9 +121,13 @@ def model_in_prod(repo: Path, params: DictConfig) -> ModelVersion | None:
     if prod is None:
         return None
     checkpoints = str(params.callbacks.model_checkpoint.dirpath)
-    locks = [yaml.safe_load(git(repo, "show", f"{rev}:dvc.lock")) or {} for rev in ("HEAD", prod.commit) if committed_file(repo, "dvc.lock")]
-    models = {lock_entry(lock, "train", "outs", checkpoints) for lock in locks}
-    return prod if len(locks) == 2 and len(models) == 1 and None not in models else None
+    models = set()
+    for rev in ("HEAD", prod.commit):
+        try:
+            models.add(lock_entry(yaml.safe_load(git(repo, "show", f"{rev}:dvc.lock")) or {}, "train", "outs", checkpoints))
+        except RegistryError:  # no dvc.lock at that commit
+            return None
+    return prod if len(models) == 1 and None not in models else None
 
 
 def promote(repo: Path, params: DictConfig, force: bool = False, reason: str | None = None) -> tuple[ModelVersion, bool]:
@@ -131,6 +135,10 @@ def promote(repo: Path, params: DictConfig, force: bool = False, reason: str | N
 
     Returns the version in prod and whether this call put it there (False: HEAD's model already is prod's)."""
     name = str(params.gate.artifact)
+    for path in (Path("dvc.lock"), GATE_METRICS):
+        committed, workspace = committed_file(repo, path), repo / path
+        if workspace.is_file() and workspace.read_bytes() != committed and not force:
+            raise RegistryError(f"{path} differs from the committed one: commit the run (dvc.lock, {GATE_METRICS}) before promoting")
     in_prod = model_in_prod(repo, params)
     if in_prod is not None:
         return in_prod, False

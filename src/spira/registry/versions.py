@@ -137,7 +137,7 @@ def fetch_artifact(repo: Path, name: str, tag: str, destination: Path) -> Path:
     except Exception as error:  # DVC raises many kinds; all mean the same here.
         raise RegistryError(
             f"the champion {tag}: {path} cannot be fetched ({type(error).__name__}: {error}). "
-            f"Fetch it into the DVC cache with `dvc fetch --rev {tag}` (a DVC remote must hold it: `dvc push` where it was "
-            f"trained), or check it with `dvc get . {path} --rev {tag}`"
+            f"Fetch the registered versions into the DVC cache with `dvc fetch --all-tags` (a DVC remote must hold them: "
+            f"`dvc push --all-tags` where they were trained), then check with `dvc get . {path} --rev {tag}`"
         ) from error
     return destination
