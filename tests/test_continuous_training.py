@@ -88,6 +88,10 @@ def test_three_data_drops_gate_promote_remote_rollback(tmp_path: Path):
         text = text.replace(f"  {name}: ", f"  {name}: {value}  # was ", 1)
     gate_conf.write_text(text)
 
+    # The team's DVC remote, set up before the first promotion (a version's tag reads the remote of its commit).
+    run(["dvc", "remote", "add", "-d", "team", str(tmp_path / "remote")], repo)
+    commit(repo, "DVC remote")
+
     # Bad calls before anything ran.
     refused = run(["spira", "promote"], repo, check=False)
     assert refused.returncode != 0 and "no gate result committed at HEAD" in refused.stderr
@@ -145,16 +149,13 @@ def test_three_data_drops_gate_promote_remote_rollback(tmp_path: Path):
 
     # The data and models off the machine: push to a local remote, clone, pull; nothing to re-run,
     # and the prod checkpoint is byte for byte the promoted one.
-    run(["dvc", "remote", "add", "-d", "team", str(tmp_path / "remote")], repo)
-    commit(repo, "DVC remote")
-    run(["dvc", "push", "--all-tags"], repo)  # every registered version, v1 included
+    run(["dvc", "push", "--all-tags"], repo)  # the workspace and every registered version
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
     run(["dvc", "pull"], clone)
     repro = run(["dvc", "repro"], clone)
     assert "Running stage" not in repro.stdout
     assert run(["gto", "show", f"{MODEL}#prod", "--ref"], clone).stdout.strip() == f"{MODEL}@v2.0.0"
-    run(["dvc", "fetch", "--all-tags"], clone)  # v1's commit predates the remote's config: fetch it with today's
     for version, result in (("v2.0.0", second), ("v1.0.0", first)):
         fetched = tmp_path / f"{version}.ckpt"
         run(["dvc", "get", ".", "models/checkpoints/best.ckpt", "--rev", f"{MODEL}@{version}", "-o", str(fetched)], clone)
