@@ -190,4 +190,7 @@ def test_three_data_drops_gate_promote_remote_rollback(tmp_path: Path):
     assert rows["v1.0.0"][1] == "prod" and rows["v2.0.0"][1] != "prod"
     assert f"{first['challenger']['test_clean']['auroc']:.3f}" in rows["v1.0.0"]
     assert "#3" in shown and "rollback from v2.0.0 to v1.0.0: drop 3 investigation" in shown
-    assert run(["gto", "show", f"{MODEL}#prod", "--ref"], repo).stdout.strip() == f"{MODEL}@v1.0.0"
+    # The inference side: the latest prod assignment tag points at v1's commit.
+    latest = run(["git", "tag", "-l", f"{MODEL}#prod#*", "--sort=-v:refname"], repo).stdout.split()[0]
+    assert latest == f"{MODEL}#prod#3"
+    assert run(["git", "rev-list", "-n1", latest], repo).stdout == run(["git", "rev-list", "-n1", f"{MODEL}@v1.0.0"], repo).stdout

@@ -75,18 +75,15 @@ def prod_assignments(repo: Path, name: str) -> list[tuple[int, str, str, str]]:
 
 
 def current_prod(repo: Path, name: str) -> ModelVersion | None:
-    """The version GTO says is in `prod` (the latest assignment), or None."""
-    import gto.api
-    from gto.exceptions import ArtifactNotFound
+    """The version of the latest `prod` assignment (the highest N), or None.
 
-    try:
-        found = gto.api.find_versions_in_stage(str(repo), name, PROD)
-    except ArtifactNotFound:  # no tag of this artifact yet
+    Read from the tags rather than `gto.api.find_versions_in_stage`: GTO keeps
+    every version ever assigned in the stage and answers the highest of them,
+    so after a rollback it would still name the version rolled back from."""
+    assignments = prod_assignments(repo, name)
+    if not assignments:
         return None
-    if not found:
-        return None
-    version = found[0].version if isinstance(found, list) else found.version
-    return next(v for v in versions(repo, name) if v.version == version)
+    return next(v for v in versions(repo, name) if v.version == assignments[-1][1])
 
 
 def next_version(repo: Path, name: str) -> str:
