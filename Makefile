@@ -10,7 +10,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Nothing leaves the machine unless the user opts in.
 export WANDB_MODE ?= offline
 
-.PHONY: install lock params repro exp-show test clean
+.PHONY: install lock params repro exp-show ct test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,18 @@ repro: params
 
 exp-show: install
 	$(BIN)/dvc exp show --no-pager --md --drop '.*' --keep '$(EXP_SHOW_COLUMNS)'
+
+# The continuous-training loop (README "Continuous training"): compose params,
+# re-run what changed (the gate judges the new model against prod), commit the
+# run's record, promote when the gate passed, push data and models to the DVC remote.
+CT_RECORD := params.yaml dvc.lock metrics reports eval/plots
+ct: params
+	$(BIN)/dvc repro
+	git add $(CT_RECORD)
+	git diff --cached --quiet || git commit -qm "ct: dvc repro ($$(date -u +%Y-%m-%d))"
+	@if grep -q '"decision": "pass"' metrics/gate.json; then $(BIN)/spira promote; \
+	else echo "gate refused the challenger: see reports/gate.md; prod unchanged"; fi
+	@if [ -n "$$($(BIN)/dvc remote list)" ]; then $(BIN)/dvc push; else echo "no DVC remote configured: nothing pushed"; fi
 
 test: install
 	$(BIN)/python -m pytest

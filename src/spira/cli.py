@@ -4,11 +4,14 @@
     spira calibrate-noise [--split S]   measure the ward-noise bounds on the prepared data
     spira predict AUDIO... [--model M]  score recordings with an exported model (models/export)
     spira serve [--model M] [--port P]  the same over HTTP (POST /predict, GET /health, GET /model)
+    spira promote [--force --reason T]  register HEAD's model and assign it prod when its gate passed
+    spira rollback --reason TEXT        assign prod to the previous promoted version
+    spira models                        versions, stage, date, data version, test figures; prod's history
 
 The DVC stages have entry points of their own (`python -m spira.stages.<stage>`),
 and the Hydra sweeps theirs (`python -m spira.train`); this command is for the
-steps around them. Like them it is thin: the work is in spira.pipeline. Every subcommand prints counts and figures, never a file
-name or an id of the data.
+steps around them. Like them it is thin: the work is in spira.pipeline. Every
+subcommand prints counts and figures, never a file name or an id of the data.
 """
 
 from __future__ import annotations
@@ -86,6 +89,50 @@ def serve_command(args: argparse.Namespace) -> None:
         print(f"spira serve: {error}", file=sys.stderr)
         sys.exit(2)
 
+def registry_call(function, *arguments):
+    """Run a registry function; its RegistryError is the user's message."""
+    from spira.registry.versions import RegistryError
+
+    try:
+        return function(*arguments)
+    except RegistryError as error:
+        sys.exit(f"spira: {error}")
+
+
+def promote_command(args: argparse.Namespace) -> None:
+    from spira.pipeline.registry import promote
+
+    version, promoted = registry_call(promote, Path("."), load_params(args.params), args.force, args.reason)
+    if not promoted:
+        print(f"HEAD's model is {version.tag}, already in prod: nothing to promote")
+        return
+    print(f"{version.tag} is in prod" + (f" (forced: {args.reason})" if args.force else ""))
+
+
+def rollback_command(args: argparse.Namespace) -> None:
+    from spira.pipeline.registry import rollback
+
+    previous, current = registry_call(rollback, Path("."), str(load_params(args.params).gate.artifact), args.reason)
+    print(f"prod rolled back from {previous} to {current}: {args.reason}")
+
+
+def models_command(args: argparse.Namespace) -> None:
+    from spira.pipeline.registry import model_table
+
+    name = str(load_params(args.params).gate.artifact)
+    rows, history = registry_call(model_table, Path("."), name)
+    if not rows:
+        print(f"no version of {name} registered yet: `dvc repro`, commit, then `spira promote`")
+        return
+    figure = lambda value: "n/a" if value is None else f"{value:.3f}"  # noqa: E731
+    print(f"{'version':<9}{'stage':<6}{'date':<18}{'data':<10}{'auroc':>7}{'sens':>7}{'noisy':>7}{'thr':>6}  gate")
+    for row in rows:
+        print(f"{row['version']:<9}{row['stage']:<6}{row['date']:<18}{row['data']:<10}{figure(row['auroc']):>7}"
+              f"{figure(row['sensitivity']):>7}{figure(row['noisy_auroc']):>7}{figure(row['threshold']):>6}  {row['gate']}")  # fmt: skip
+    print(f"\nprod history ({name}#prod#N tags):")
+    for number, version, date, message in history:
+        print(f"  #{number:<3} {date[:16].replace('T', ' ')}  {version:<8} {message}")
+
 
 def build_parser() -> argparse.ArgumentParser:
     from spira.augment.calibrate import LABELS
@@ -147,6 +194,27 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     serve.add_argument("--max-upload-mb", type=int, default=20, help="largest accepted upload in MiB (default: 20)")
     serve.set_defaults(handler=serve_command)
+
+    promote = commands.add_parser(
+        "promote",
+        help="register HEAD's model and assign it prod, when the committed gate result passes",
+        description="Register the model of HEAD as the next version (tag <model>@vN.0.0) and assign it the stage prod, "
+        "only when the committed metrics/gate.json passed for HEAD's model and data against today's prod.",
+    )
+    promote.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+    promote.add_argument("--force", action="store_true", help="promote whatever the gate says (needs --reason)")
+    promote.add_argument("--reason", help="why: recorded in the tags")
+    promote.set_defaults(handler=promote_command)
+
+    rollback = commands.add_parser("rollback", help="assign prod to the previous promoted version",
+                                   description="Assign prod to the latest earlier version that was in prod before (a new tag).")  # fmt: skip
+    rollback.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+    rollback.add_argument("--reason", required=True, help="why: recorded in the tag")
+    rollback.set_defaults(handler=rollback_command)
+
+    models = commands.add_parser("models", help="list the registered versions and the history of prod")
+    models.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+    models.set_defaults(handler=models_command)
     return parser
 
 

@@ -195,10 +195,16 @@ def prepare_into(data: DictConfig, salt: str, out_dir: Path, report_dir: Path) -
     drop_conflicting_speakers(entries)
     decode_entries(entries, data, out_dir)
     drop_duplicate_content(entries, given_splits)
+    split_balance = {}
     if given_splits:
         drop_speaker_leaks(entries)
     else:
-        assign_speaker_splits(entries, data)
+        split_balance = assign_speaker_splits(entries, data)
+        for name, balance in split_balance.items():
+            log.info(
+                "split %s: fraction %.2f, share of each class's speakers %s (largest distance %.3f)",
+                name, balance["fraction"], balance["share_of_class"], balance["max_distance"],
+            )  # fmt: skip
     for entry in entries:
         if not entry.accepted and entry.result is not None and entry.result.reason is None:
             # Decoded and written before a later check rejected it.
@@ -217,6 +223,8 @@ def prepare_into(data: DictConfig, salt: str, out_dir: Path, report_dir: Path) -
         "noise_manifest": noise_manifest,
         "speaker_ids_given": speaker_ids_given,
         "split_strategy": str(data.split.strategy),
+        # speaker strategy: per split, the share of each class's speakers and its distance from the fraction.
+        "split_balance": split_balance,
         "on_leak": str(data.split.on_leak),
         "max_quarantine_fraction": float(data.max_quarantine_fraction),
     }

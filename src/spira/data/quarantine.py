@@ -15,7 +15,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from spira.data.rows import DATASET, NOISE, Entry
-from spira.data.splits import SPLITS
+from spira.data.splits import SPLITS, seed_with_both_classes_everywhere
 
 QUARANTINE_FILE = "quarantine.csv"
 QUARANTINE_SUMMARY_FILE = "quarantine_summary.json"
@@ -72,7 +72,21 @@ def check_failures(report: dict, manifest: pd.DataFrame, data: DictConfig) -> li
         missing = [name for label, name in ((1, "patient"), (0, "control")) if label not in present]
         if missing:
             failures.append(f"split '{split}' has no {' and no '.join(missing)} files after validation; every split needs both classes")
+    if any(f.startswith("split '") for f in failures) and str(data.split.strategy) == "speaker" and len(manifest):
+        failures.append(hash_split_hint(manifest, data))
     return failures
+
+
+def hash_split_hint(manifest: pd.DataFrame, data: DictConfig) -> str:
+    """What to do when the hash split of a small cohort leaves a split without a class."""
+    speaker_labels = manifest.groupby("speaker_id")["label"].first().to_dict()
+    seed = seed_with_both_classes_everywhere(speaker_labels, data.split.fractions, int(data.split.seed) + 1)
+    advice = f"data.split.seed={seed} gives every split both classes" if seed is not None else "no seed gives every split both classes"
+    return (
+        f"split.strategy=speaker places each of the {len(speaker_labels)} speakers by a hash of its id, so a cohort this small "
+        f"can leave a split without a class: add speakers or change the seed once ({advice}; "
+        "changing it later moves speakers between splits)"
+    )
 
 
 def format_report_table(report: dict) -> str:

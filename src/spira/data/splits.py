@@ -1,7 +1,18 @@
-"""Speaker-disjoint, class-stratified train/val/test splits."""
+"""Speaker-disjoint, class-stratified train/val/test splits.
+
+Two ways: `split_speakers` shuffles the speakers of each class with a seed and
+cuts the list by the fractions (exact counts, but adding one speaker can move
+every other; the demo synthesiser uses it for its metadata files), and
+`hash_split_speakers`, what prepare uses for `split.strategy: speaker`: a
+speaker's split is a pure function of its salted id and the split config, so
+adding recordings (or correcting a label) never moves an existing speaker and
+an old test set stays a subset of the new one. Its price is that the class balance of a split follows
+the fractions only on average; `split_balance` says how far it is.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -17,9 +28,7 @@ def split_speakers(speaker_labels: Mapping[str, int], fractions: Mapping[str, fl
     (largest-remainder rounding), so every split gets its share of both
     classes and no speaker appears in two splits.
     """
-    total = sum(fractions[name] for name in SPLITS)
-    if not np.isclose(total, 1.0):
-        raise ValueError(f"split fractions must sum to 1, got {dict(fractions)} (sum {total})")
+    check_fractions(fractions)
     rng = np.random.default_rng(seed)
     assignment: dict[str, str] = {}
     for label in sorted(set(speaker_labels.values())):
@@ -34,6 +43,61 @@ def split_speakers(speaker_labels: Mapping[str, int], fractions: Mapping[str, fl
     return assignment
 
 
+def check_fractions(fractions: Mapping[str, float]) -> None:
+    total = sum(fractions[name] for name in SPLITS)
+    if not np.isclose(total, 1.0):
+        raise ValueError(f"split fractions must sum to 1, got {dict(fractions)} (sum {total})")
+
+
+def speaker_position(speaker_id: str, seed: int) -> float:
+    """A number in [0, 1) fixed by the speaker's (salted) id and the seed alone.
+
+    Not by its label: a corrected label keeps the speaker in its split."""
+    digest = hashlib.sha256(f"{seed}\x00{speaker_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def hash_split_speakers(speaker_labels: Mapping[str, int], fractions: Mapping[str, float], seed: int) -> dict[str, str]:
+    """Assign every speaker to the split whose cumulative-fraction interval holds its position.
+
+    Stratified in expectation: the position ignores the class, so each class's
+    speakers land in the splits with the fractions' probabilities."""
+    check_fractions(fractions)
+    bounds = np.cumsum([fractions[name] for name in SPLITS])
+    return {
+        speaker: SPLITS[min(int(np.searchsorted(bounds, speaker_position(speaker, seed), side="right")), len(SPLITS) - 1)]
+        for speaker in speaker_labels
+    }
+
+
+def split_balance(speaker_labels: Mapping[str, int], assignment: Mapping[str, str], fractions: Mapping[str, float]) -> dict[str, dict]:
+    """Per split: how many speakers of each class it holds, the share of that class's
+    speakers it got, and the largest distance of those shares from the split's fraction."""
+    balance = {}
+    labels = sorted(set(speaker_labels.values()))
+    totals = {label: sum(1 for lab in speaker_labels.values() if lab == label) for label in labels}
+    for name in SPLITS:
+        counts = {label: sum(1 for s, lab in speaker_labels.items() if lab == label and assignment[s] == name) for label in labels}
+        shares = {label: counts[label] / totals[label] for label in labels}
+        balance[name] = {
+            "fraction": float(fractions[name]),
+            "speakers": {str(label): counts[label] for label in labels},
+            "share_of_class": {str(label): round(shares[label], 4) for label in labels},
+            "max_distance": round(max(abs(shares[label] - float(fractions[name])) for label in labels), 4) if labels else 0.0,
+        }
+    return balance
+
+
+def seed_with_both_classes_everywhere(speaker_labels: Mapping[str, int], fractions: Mapping[str, float], start: int, tries: int = 1000) -> int | None:
+    """The first seed from `start` whose hash split gives every split both classes (None if none of `tries`)."""
+    labels = set(speaker_labels.values())
+    for seed in range(start, start + tries):
+        assignment = hash_split_speakers(speaker_labels, fractions, seed)
+        if all({lab for s, lab in speaker_labels.items() if assignment[s] == name} == labels for name in SPLITS):
+            return seed
+    return None
+
+
 def _apportion(n: int, fractions: list[float]) -> list[int]:
     """Split n items by fractions with largest-remainder rounding (sums to n exactly)."""
     raw = np.asarray(fractions) * n
@@ -43,8 +107,9 @@ def _apportion(n: int, fractions: list[float]) -> list[int]:
     return counts.tolist()
 
 
-def assign_splits(manifest: pd.DataFrame, fractions: Mapping[str, float], seed: int) -> pd.Series:
-    """Split column for a manifest with `speaker_id` and `label` columns (one label per speaker)."""
+def assign_splits(manifest: pd.DataFrame, fractions: Mapping[str, float], seed: int) -> tuple[pd.Series, dict[str, dict]]:
+    """Split column for a manifest with `speaker_id` and `label` columns (one label per speaker),
+    by `hash_split_speakers`, and the splits' class balance (`split_balance`)."""
     speaker_labels = manifest.groupby("speaker_id")["label"].first().to_dict()
-    assignment = split_speakers(speaker_labels, fractions, seed)
-    return manifest["speaker_id"].map(assignment)
+    assignment = hash_split_speakers(speaker_labels, fractions, seed)
+    return manifest["speaker_id"].map(assignment), split_balance(speaker_labels, assignment, fractions)

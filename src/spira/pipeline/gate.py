@@ -1,0 +1,104 @@
+"""The gate step: score the challenger and the champion on the same test sets, apply the rules, write the result.
+
+The challenger is this workspace's checkpoint (`checkpoint_path(cfg)`); the
+champion is the registry's `prod` version, its model file read with DVC at its
+tag. Both are scored here, in one run, on the featurized clean and noisy test
+sets. The gate writes metrics/gate.json and reports/gate.md and changes no tag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from spira.evaluation.evaluate import TEST_SETS, evaluate_split
+from spira.pipeline.model import write_json
+from spira.registry.bootstrap import paired_auroc_difference
+from spira.registry.gate import decide, floor_rules, gate_markdown, non_inferiority_rule
+from spira.registry.versions import RegistryError, current_prod, fetch_artifact
+from spira.tracking import data_version, git_commit
+from spira.training.module import SpiraLitModule
+from spira.training.train import checkpoint_path
+
+GATE_METRICS = Path("metrics/gate.json")
+GATE_REPORT = Path("reports/gate.md")
+
+
+def decision_threshold(cfg: DictConfig) -> float:
+    """The decision threshold both models are judged at: params `evaluate.threshold`.
+
+    The one place the gate obtains it (switch here to a validation-chosen threshold)."""
+    threshold = cfg.evaluate.threshold
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise ValueError(f"params.yaml: evaluate.threshold must be a number for the gate, not {threshold!r}")
+    return float(threshold)
+
+
+def file_md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def score_model(checkpoint: Path, cfg: DictConfig, threshold: float, name: str) -> dict[str, tuple[dict, pd.DataFrame]]:
+    """Per-file metrics and predictions of one checkpoint on each test set."""
+    module = SpiraLitModule.load_from_checkpoint(str(checkpoint), map_location="cpu")
+    trained_on = dict(module.hparams["features"])
+    # Every setting that shapes the windows (out_dir only says where they are).
+    expected = {key: value for key, value in OmegaConf.to_container(cfg.features, resolve=True).items() if key in trained_on and key != "out_dir"}
+    if {key: trained_on[key] for key in expected} != expected:
+        changed = sorted(key for key in expected if trained_on[key] != expected[key])
+        raise RegistryError(f"the {name} was trained on other features ({', '.join(changed)} differ from params.yaml's features): "
+                            "the gate can only score both models on the same feature files")  # fmt: skip
+    features_dir = Path(cfg.features.out_dir)
+    return {name: evaluate_split(module, features_dir, split, threshold, int(cfg.evaluate.batch_size)) for name, split in TEST_SETS.items()}
+
+
+def model_figures(scores: dict[str, tuple[dict, pd.DataFrame]]) -> dict[str, dict]:
+    return {name: metrics for name, (metrics, _) in scores.items()}
+
+
+def run_gate(cfg: DictConfig, repo: Path = Path(".")) -> dict:
+    """Decide whether this run's model may replace the one in `prod`; write the decision and its figures."""
+    gate = cfg.gate
+    threshold = decision_threshold(cfg)
+    challenger_checkpoint = checkpoint_path(cfg)
+    challenger_scores = score_model(challenger_checkpoint, cfg, threshold, "challenger")
+    challenger = {
+        "checkpoint_md5": file_md5(challenger_checkpoint),
+        "data_version": data_version(cfg.data.out_dir, repo / "dvc.lock"),
+        "code_commit": git_commit(repo),
+        **model_figures(challenger_scores),
+    }
+    rules = floor_rules(challenger, gate.floors)
+    champion, non_inferiority = None, None
+    version = current_prod(repo, str(gate.artifact))
+    if version is not None:
+        with tempfile.TemporaryDirectory() as folder:
+            champion_checkpoint = fetch_artifact(repo, str(gate.artifact), version.tag, Path(folder) / "champion.ckpt")
+            champion_scores = score_model(champion_checkpoint, cfg, threshold, f"champion {version.tag}")
+            champion_md5 = file_md5(champion_checkpoint)
+        champion = {"version": version.version, "tag": version.tag, "commit": version.commit, "checkpoint_md5": champion_md5,
+                    **model_figures(champion_scores)}  # fmt: skip
+        ours, theirs = challenger_scores["test_clean"][1], champion_scores["test_clean"][1]
+        assert ours["file_id"].tolist() == theirs["file_id"].tolist(), "both models must be scored on the same files"
+        difference = paired_auroc_difference(
+            ours["actual"].to_numpy(), ours["probability"].to_numpy(), theirs["probability"].to_numpy(), ours["speaker_id"].to_numpy(),
+            resamples=int(gate.bootstrap.resamples), confidence=float(gate.non_inferiority.confidence), seed=int(gate.bootstrap.seed),
+        )  # fmt: skip
+        non_inferiority = {**difference.as_dict(), "margin": float(gate.non_inferiority.margin)}
+        rules.append(non_inferiority_rule(difference.ci_low, float(gate.non_inferiority.margin), float(gate.non_inferiority.confidence)))
+    result = {
+        **decide(rules),
+        "threshold": threshold,
+        "challenger": challenger,
+        "champion": champion,
+        "non_inferiority": non_inferiority,
+        "config": OmegaConf.to_container(gate, resolve=True),
+    }
+    write_json(repo / GATE_METRICS, result)
+    (repo / GATE_REPORT).parent.mkdir(parents=True, exist_ok=True)
+    (repo / GATE_REPORT).write_text(gate_markdown(result))
+    return result
