@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -26,12 +27,24 @@ def test_dvc_repro_end_to_end(tiny_repo: Path):
     first = run(["dvc", "repro"], tiny_repo)
     assert _ran(first.stdout) == set(STAGES)
 
-    metrics = json.loads((tiny_repo / "metrics/test.json").read_text())["test_clean"]
+    test_json = json.loads((tiny_repo / "metrics/test.json").read_text())
+    metrics = test_json["test_clean"]
     manifest = pd.read_csv(tiny_repo / "data/prepared/manifest.csv")
     test_files = manifest[manifest["split"] == "test"]
     assert metrics["n_files"] == len(test_files) > 0
     for name in ("accuracy", "balanced_accuracy", "f1", "auroc", "sensitivity", "specificity"):
         assert 0.0 <= metrics[name] <= 1.0, name
+    # Every metric has its speaker-level interval; the threshold was chosen on validation (Youden) and is recorded.
+    for test_set in ("test_clean", "test_noisy"):
+        for name in ("auroc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "ppv", "npv", "f1"):
+            values = test_json[test_set]
+            if not any(map(math.isnan, (values[name], values[f"{name}_ci_low"]))):
+                assert values[f"{name}_ci_low"] <= values[name] <= values[f"{name}_ci_high"], (test_set, name)
+        assert 0.0 <= test_json[test_set]["ece"] <= 1.0 and 0.0 <= test_json[test_set]["brier"] <= 1.0
+    threshold = json.loads((tiny_repo / "eval/threshold.json").read_text())
+    assert threshold == test_json["threshold"] and threshold["rule"] == "youden"
+    assert threshold["validation_files"] == (manifest["split"] == "val").sum()
+    assert metrics["threshold"] == threshold["threshold"]
 
     # Speaker-disjoint splits; every split has both classes.
     assert manifest.groupby("speaker_id")["split"].nunique().max() == 1
@@ -53,9 +66,12 @@ def test_dvc_repro_end_to_end(tiny_repo: Path):
     predictions = pd.read_csv(tiny_repo / "eval/predictions_test_clean.csv")
     assert sorted(predictions["file_id"]) == sorted(test_files["file_id"])
     assert set(predictions["speaker_id"]) <= set(manifest["speaker_id"])
-    assert (predictions["predicted"] == (predictions["probability"] >= 0.5)).all()
+    assert (predictions["predicted"] == (predictions["probability"] >= threshold["threshold"])).all()
     assert list(pd.read_csv(tiny_repo / "eval/plots/confusion_test_clean.csv").columns) == ["actual", "predicted"]
     assert (tiny_repo / "eval/figures/roc_test_clean.png").stat().st_size > 1000
+    reliability = pd.read_csv(tiny_repo / "eval/plots/reliability_test_noisy.csv")
+    assert reliability["count"].sum() == metrics["n_files"]
+    assert (tiny_repo / "eval/figures/reliability_test_noisy.png").stat().st_size > 1000
 
     train_metrics = json.loads((tiny_repo / "metrics/train.json").read_text())
     assert train_metrics["parameters"] == 691_613

@@ -1,7 +1,9 @@
-"""Evaluate: per-file test metrics, predictions, ROC and confusion data and figures."""
+"""Evaluate: the threshold chosen on validation, then test metrics with speaker-level
+intervals, calibration, predictions, ROC, confusion and reliability data and figures."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -14,6 +16,9 @@ import torch
 from sklearn.metrics import roc_curve
 
 from spira.features.store import NOISY_TEST, load_split
+from spira.evaluation.bootstrap import speaker_bootstrap
+from spira.evaluation.calibration import apply_temperature, brier_score, expected_calibration_error, fit_temperature, reliability_table
+from spira.evaluation.thresholds import choose_threshold
 from spira.metrics import aggregate_per_file, binary_metrics
 
 
@@ -30,29 +35,88 @@ def predict_windows(module: torch.nn.Module, windows: np.ndarray, batch_size: in
     return np.concatenate(probs) if probs else np.empty(0)
 
 
-def evaluate_split(module: torch.nn.Module, features_dir: Path, split: str, threshold: float, batch_size: int) -> tuple[dict, pd.DataFrame]:
-    """Per-file metrics and the per-file predictions table for one featurized split."""
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """The `evaluate` config group as plain values."""
+
+    threshold: str | float  # a number or a rule of evaluation.thresholds
+    batch_size: int
+    aggregate: str = "file"  # file | speaker: the unit a decision is made for
+    calibration: str = "none"  # none | temperature (fitted on validation)
+    calibration_bins: int = 10
+    resamples: int = 2000
+    confidence: float = 0.95
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.aggregate not in AGGREGATES:
+            raise ValueError(f"evaluate.aggregate={self.aggregate}: expected one of {list(AGGREGATES)}")
+        if self.calibration not in CALIBRATIONS:
+            raise ValueError(f"evaluate.calibration={self.calibration}: expected one of {list(CALIBRATIONS)}")
+
+
+AGGREGATES = ("file", "speaker")
+CALIBRATIONS = ("none", "temperature")
+# Metrics that depend on the threshold: also reported at the conventional 0.5.
+THRESHOLD_METRICS = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "ppv", "npv", "f1")
+
+
+def predict_files(module: torch.nn.Module, features_dir: Path, split: str, batch_size: int) -> pd.DataFrame:
+    """Per-file mean window probability of one featurized split: file_id, speaker_id, actual, probability, windows."""
     windows, index = load_split(features_dir, split)
     window_prob = predict_windows(module, windows, batch_size)
     file_numbers, file_ids = pd.factorize(index["file_id"])
     numbers, prob, label = aggregate_per_file(file_numbers, window_prob, index["label"].to_numpy())
     speakers = index.groupby("file_id", sort=False)["speaker_id"].first()
-    predictions = pd.DataFrame(
+    return pd.DataFrame(
         {
             "file_id": file_ids[numbers],
             "speaker_id": speakers.loc[file_ids[numbers]].to_numpy(),
             "actual": label,
-            "probability": prob.round(6),
-            "predicted": (prob >= threshold).astype(int),
+            "probability": prob,
             "windows": np.bincount(file_numbers)[numbers],
         }
     )
-    metrics = binary_metrics(label, prob, threshold)
-    return {name: (round(value, 6) if isinstance(value, float) else value) for name, value in metrics.items()}, predictions
 
 
-def write_report(name: str, metrics: dict, predictions: pd.DataFrame, out_dir: Path) -> None:
-    """ROC points and actual/predicted pairs for `dvc plots`, plus PNG figures."""
+def decision_units(predictions: pd.DataFrame, aggregate: str) -> pd.DataFrame:
+    """The rows a decision is made for: files, or speakers (mean of their file probabilities)."""
+    if aggregate == "file":
+        return predictions
+    grouped = predictions.groupby("speaker_id", sort=True)
+    if (grouped["actual"].nunique() > 1).any():
+        raise ValueError("evaluate.aggregate=speaker: a speaker has files of both classes; use evaluate.aggregate=file")
+    return pd.DataFrame(
+        {
+            "speaker_id": grouped.size().index,
+            "actual": grouped["actual"].first().to_numpy(),
+            "probability": grouped["probability"].mean().to_numpy(),
+            "files": grouped.size().to_numpy(),
+        }
+    )
+
+
+def set_metrics(units: pd.DataFrame, threshold: float, settings: EvaluationSettings) -> dict:
+    """Metrics at the chosen threshold with speaker-level intervals, calibration, and the 0.5 metrics."""
+    labels, prob, speakers = units["actual"].to_numpy(), units["probability"].to_numpy(), units["speaker_id"].to_numpy()
+    point = binary_metrics(labels, prob, threshold)
+    intervals = speaker_bootstrap(labels, prob, speakers, threshold, settings.resamples, settings.confidence, settings.seed)
+    metrics: dict = {"threshold": threshold}
+    for name, value in point.items():
+        metrics[name] = value
+        if name in intervals:
+            metrics[f"{name}_ci_low"], metrics[f"{name}_ci_high"] = intervals[name]
+    metrics["n_files"] = int(units["files"].sum()) if "files" in units else int(len(units))
+    metrics["n_speakers"] = int(pd.Series(speakers).nunique())
+    metrics["brier"] = brier_score(labels, prob)
+    metrics["ece"] = expected_calibration_error(labels, prob, settings.calibration_bins)
+    at_half = binary_metrics(labels, prob, 0.5)
+    metrics |= {f"{name}_at_0.5": at_half[name] for name in THRESHOLD_METRICS}
+    return {name: (round(value, 6) if isinstance(value, float) else value) for name, value in metrics.items()}
+
+
+def write_report(name: str, metrics: dict, predictions: pd.DataFrame, out_dir: Path, calibration_bins: int) -> None:
+    """ROC points, actual/predicted pairs and the reliability table for `dvc plots`, plus PNG figures."""
     plots_dir, figures_dir = out_dir / "plots", out_dir / "figures"
     plots_dir.mkdir(parents=True, exist_ok=True)
     figures_dir.mkdir(parents=True, exist_ok=True)
@@ -85,16 +149,46 @@ def write_report(name: str, metrics: dict, predictions: pd.DataFrame, out_dir: P
     figure.savefig(figures_dir / f"confusion_{name}.png", dpi=100, metadata={"Software": None})
     plt.close(figure)
 
+    reliability = reliability_table(predictions["actual"], predictions["probability"], calibration_bins)
+    reliability.to_csv(plots_dir / f"reliability_{name}.csv", index=False)
+    figure, axis = plt.subplots(figsize=(4, 4))
+    axis.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    axis.plot(reliability["predicted"], reliability["observed"], "o-", label=f"ECE {metrics['ece']:.3f}, Brier {metrics['brier']:.3f}")
+    axis.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted probability", ylabel="observed patient fraction", title=f"Reliability ({name})")
+    axis.legend(loc="upper left")
+    figure.tight_layout()
+    figure.savefig(figures_dir / f"reliability_{name}.png", dpi=100, metadata={"Software": None})
+    plt.close(figure)
+
 
 # Report name -> featurized split: the clean test set and SPIRA's noisy one.
 TEST_SETS = {"test_clean": "test", "test_noisy": NOISY_TEST}
 
 
-def evaluate(module: torch.nn.Module, features_dir: str | Path, threshold: float, batch_size: int, out_dir: str | Path) -> dict:
-    """Evaluate a window classifier on the clean and noisy test sets: {"test_clean": {...}, "test_noisy": {...}}."""
+def evaluate(module: torch.nn.Module, features_dir: str | Path, settings: EvaluationSettings, out_dir: str | Path) -> tuple[dict, dict]:
+    """Choose the threshold on the validation split, then evaluate the clean and noisy test sets.
+
+    Returns ({"test_clean": {...}, "test_noisy": {...}}, the decision record:
+    threshold, its rule and the validation numbers behind it, calibration)."""
+    features_dir, out_dir = Path(features_dir), Path(out_dir)
+    validation = decision_units(predict_files(module, features_dir, "val", settings.batch_size), settings.aggregate)
+    temperature = None
+    if settings.calibration == "temperature":
+        temperature = fit_temperature(validation["actual"].to_numpy(), validation["probability"].to_numpy())
+        validation = validation.assign(probability=apply_temperature(validation["probability"].to_numpy(), temperature))
+    choice = choose_threshold(settings.threshold, validation["actual"].to_numpy(), validation["probability"].to_numpy())
+    decision = choice.record() | {
+        "aggregate": settings.aggregate,
+        "calibration": settings.calibration,
+        "temperature": None if temperature is None else round(temperature, 6),
+    }
     results = {}
     for name, split in TEST_SETS.items():
-        metrics, predictions = evaluate_split(module, Path(features_dir), split, threshold, batch_size)
-        write_report(name, metrics, predictions, Path(out_dir))
+        units = decision_units(predict_files(module, features_dir, split, settings.batch_size), settings.aggregate)
+        if temperature is not None:
+            units = units.assign(probability=apply_temperature(units["probability"].to_numpy(), temperature))
+        metrics = set_metrics(units, choice.threshold, settings)
+        predictions = units.assign(probability=units["probability"].round(6), predicted=(units["probability"] >= choice.threshold).astype(int))
+        write_report(name, metrics, predictions, out_dir, settings.calibration_bins)
         results[name] = metrics
-    return results
+    return results, decision

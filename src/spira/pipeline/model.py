@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from spira.evaluation.evaluate import evaluate
+from spira.evaluation.evaluate import EvaluationSettings, evaluate
 from spira.tracking import log_test_results, uses_wandb
 from spira.training.module import SpiraLitModule
 from spira.training.train import checkpoint_path, fit
@@ -26,6 +26,11 @@ class RunOutputs:
     train_metrics: Path
     test_metrics: Path
     report_dir: Path
+
+    @property
+    def threshold_record(self) -> Path:
+        """The decision threshold, its rule and the validation numbers that chose it."""
+        return self.report_dir / "threshold.json"
 
 
 # The DVC pipeline's outputs, as dvc.yaml declares them.
@@ -52,15 +57,31 @@ def fit_model(cfg: DictConfig, outputs: RunOutputs = STAGE_OUTPUTS) -> dict:
     return summary
 
 
+def evaluation_settings(cfg: DictConfig) -> EvaluationSettings:
+    conf = cfg.evaluate
+    return EvaluationSettings(
+        threshold=conf.threshold,
+        batch_size=int(conf.batch_size),
+        aggregate=str(conf.aggregate),
+        calibration=str(conf.calibration),
+        calibration_bins=int(conf.calibration_bins),
+        resamples=int(conf.bootstrap.resamples),
+        confidence=float(conf.bootstrap.confidence),
+        seed=int(conf.bootstrap.seed),
+    )
+
+
 def evaluate_model(cfg: DictConfig, outputs: RunOutputs = STAGE_OUTPUTS) -> dict[str, dict]:
-    """Score the best checkpoint on the clean and noisy test sets, write metrics, predictions
-    and plots, and log them to W&B when a W&B logger is configured."""
+    """Choose the threshold on the validation predictions of the best checkpoint, score the clean
+    and noisy test sets with it, write metrics (with the threshold record), predictions and plots,
+    and log them to W&B when a W&B logger is configured."""
     module = SpiraLitModule.load_from_checkpoint(str(checkpoint_path(cfg)), map_location="cpu")
-    test_metrics = evaluate(module, Path(cfg.features.out_dir), float(cfg.evaluate.threshold), int(cfg.evaluate.batch_size), outputs.report_dir)
-    write_json(outputs.test_metrics, test_metrics)
+    test_metrics, decision = evaluate(module, Path(cfg.features.out_dir), evaluation_settings(cfg), outputs.report_dir)
+    write_json(outputs.threshold_record, decision)
+    write_json(outputs.test_metrics, {"threshold": decision, **test_metrics})
     if uses_wandb(cfg):
         log_test_results(cfg, test_metrics, outputs.report_dir)
-    return test_metrics
+    return {"threshold": decision, **test_metrics}
 
 
 def flatten_metrics(train_summary: dict, test_metrics: dict[str, dict]) -> dict:

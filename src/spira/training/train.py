@@ -42,7 +42,6 @@ def build_module(cfg: DictConfig) -> SpiraLitModule:
         warmup_steps=int(cfg.train.warmup_steps),
         feature_mean=normalization.get("mean"),
         feature_std=normalization.get("std"),
-        threshold=float(cfg.evaluate.threshold),
     )
 
 
