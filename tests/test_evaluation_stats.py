@@ -83,6 +83,8 @@ def test_speakers_are_resampled_whole_not_file_by_file():
     assert intervals["accuracy"] == (0.0, 1.0)
     # Sensitivity is 1 whenever a is drawn (undefined otherwise); specificity 0 whenever b is drawn.
     assert intervals["sensitivity"] == (1.0, 1.0) and intervals["specificity"] == (0.0, 0.0)
+    # F1 needs a patient in the resample: with a, it is 2*3 / (2*3 + 3 false positives) or 1 (a alone).
+    assert intervals["f1"] == (pytest.approx(2 / 3), 1.0)
 
 
 def test_bootstrap_interval_matches_the_binomial_for_independent_speakers():

@@ -60,8 +60,8 @@ def _metrics_from_counts(weights: np.ndarray, counts: dict[str, np.ndarray]) -> 
             "specificity": specificity,
             "ppv": tp / (tp + fp),
             "npv": tn / (tn + fn),
-            # F1 is 0 when nothing is a true positive (binary_metrics' zero_division=0).
-            "f1": np.where(precision_recall > 0, 2 * tp / np.where(precision_recall > 0, precision_recall, 1), 0.0),
+            # Undefined without a patient in the resample; 0 when patients are there but none is found.
+            "f1": np.where(tp + fn > 0, 2 * tp / np.where(precision_recall > 0, precision_recall, 1), np.nan),
         }
 
 

@@ -3,6 +3,7 @@ intervals, calibration, predictions, ROC, confusion and reliability data and fig
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_curve
 
-from spira.features.store import NOISY_TEST, load_split
+from spira.features.store import NOISY_TEST, has_split, load_split
 from spira.evaluation.bootstrap import speaker_bootstrap
 from spira.evaluation.calibration import apply_temperature, brier_score, expected_calibration_error, fit_temperature, reliability_table
 from spira.evaluation.thresholds import choose_threshold
@@ -41,6 +42,7 @@ class EvaluationSettings:
 
     threshold: str | float  # a number or a rule of evaluation.thresholds
     batch_size: int
+    threshold_sets: tuple[str, ...] = ("val",)  # the validation sets the rule is applied to (those featurized)
     aggregate: str = "file"  # file | speaker: the unit a decision is made for
     calibration: str = "none"  # none | temperature (fitted on validation)
     calibration_bins: int = 10
@@ -54,6 +56,8 @@ class EvaluationSettings:
         if self.calibration not in CALIBRATIONS:
             raise ValueError(f"evaluate.calibration={self.calibration}: expected one of {list(CALIBRATIONS)}")
 
+
+log = logging.getLogger(__name__)
 
 AGGREGATES = ("file", "speaker")
 CALIBRATIONS = ("none", "temperature")
@@ -163,27 +167,41 @@ def write_report(name: str, metrics: dict, predictions: pd.DataFrame, out_dir: P
 
 # Report name -> featurized split: the clean test set and SPIRA's noisy one.
 TEST_SETS = {"test_clean": "test", "test_noisy": NOISY_TEST}
+# What metrics/test.json says about a test set featurize could not build.
+NO_NOISE = "not evaluated: the cohort has no test noise recordings (data.noise_root)"
 
 
 def evaluate(module: torch.nn.Module, features_dir: str | Path, settings: EvaluationSettings, out_dir: str | Path) -> tuple[dict, dict]:
-    """Choose the threshold on the validation split, then evaluate the clean and noisy test sets.
+    """Choose the threshold on the validation sets, then evaluate the clean and noisy test sets.
 
     Returns ({"test_clean": {...}, "test_noisy": {...}}, the decision record:
-    threshold, its rule and the validation numbers behind it, calibration)."""
+    threshold, its rule and the validation numbers behind it, calibration).
+    A noisy set featurize did not write (no noise recordings) is reported as
+    not evaluated, with an empty predictions table."""
     features_dir, out_dir = Path(features_dir), Path(out_dir)
-    validation = decision_units(predict_files(module, features_dir, "val", settings.batch_size), settings.aggregate)
+    sets = [split for split in settings.threshold_sets if has_split(features_dir, split)]
+    validation = pd.concat(
+        [decision_units(predict_files(module, features_dir, split, settings.batch_size), settings.aggregate) for split in sets], ignore_index=True
+    )
     temperature = None
     if settings.calibration == "temperature":
         temperature = fit_temperature(validation["actual"].to_numpy(), validation["probability"].to_numpy())
         validation = validation.assign(probability=apply_temperature(validation["probability"].to_numpy(), temperature))
     choice = choose_threshold(settings.threshold, validation["actual"].to_numpy(), validation["probability"].to_numpy())
     decision = choice.record() | {
+        "validation_sets": sets,
         "aggregate": settings.aggregate,
         "calibration": settings.calibration,
         "temperature": None if temperature is None else round(temperature, 6),
     }
     results = {}
+    out_dir.mkdir(parents=True, exist_ok=True)
     for name, split in TEST_SETS.items():
+        if not has_split(features_dir, split):
+            log.warning("%s %s", name, NO_NOISE)
+            pd.DataFrame(columns=["speaker_id", "actual", "probability", "predicted"]).to_csv(out_dir / f"predictions_{name}.csv", index=False)
+            results[name] = {"n_files": 0, "status": NO_NOISE}
+            continue
         units = decision_units(predict_files(module, features_dir, split, settings.batch_size), settings.aggregate)
         if temperature is not None:
             units = units.assign(probability=apply_temperature(units["probability"].to_numpy(), temperature))

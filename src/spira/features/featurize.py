@@ -1,13 +1,16 @@
 """Featurize: prepared audio -> per-split memory-mappable MFCC window arrays + index.
 
-Besides the train/val/test splits it writes `test_noisy`: the test files with
-SPIRA's noisy-test protocol applied (by default one ward-noise clip on each
-control, none on patients), seeded per file so every run sees the same set.
+Besides the train/val/test splits it writes `val_noisy` and `test_noisy`: the
+validation and test files with SPIRA's noisy-test protocol applied (by default
+one ward-noise clip on each control, none on patients), each drawing only from
+its own split of the noise recordings and seeded per file, so every run sees
+the same sets. Without noise recordings there are no noisy sets, and the log says so.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -22,7 +25,9 @@ from spira.augment.pipeline import load_noise_clips, ward_noise_inserter
 from spira.data.manifest import read_prepared_manifest
 from spira.data.splits import SPLITS
 from spira.features.mfcc import MfccExtractor, WindowSpec, build_extractor, cut_windows, window_spec
-from spira.features.store import FEATURES_FILE, INDEX_COLUMNS, INDEX_FILE, NOISY_TEST, NORMALIZATION_FILE
+from spira.features.store import FEATURES_FILE, INDEX_COLUMNS, INDEX_FILE, NOISY_SETS, NORMALIZATION_FILE
+
+log = logging.getLogger(__name__)
 
 
 def file_seed(seed: int, file_id: str) -> np.random.Generator:
@@ -32,7 +37,7 @@ def file_seed(seed: int, file_id: str) -> np.random.Generator:
 
 def featurize(features: DictConfig, prepared_dir: str | Path, noisy_test: DictConfig) -> dict[str, int]:
     """Write `{name}.npy` (windows, frames, n_mfcc) float32 and `{name}_index.csv`
-    for train, val, test and test_noisy; returns the window count of each."""
+    for train, val, test, val_noisy and test_noisy; returns the window count of each."""
     prepared_dir, out_dir = Path(prepared_dir), Path(features.out_dir)
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -41,10 +46,13 @@ def featurize(features: DictConfig, prepared_dir: str | Path, noisy_test: DictCo
     spec = window_spec(features)
     extractor = build_extractor(features)
     counts = {split: write_windows(split, manifest[manifest["split"] == split], prepared_dir, out_dir, spec, extractor) for split in SPLITS}
-    noise = ward_noise_inserter(noisy_test, load_noise_clips(prepared_dir))
-    counts[NOISY_TEST] = write_windows(
-        NOISY_TEST, manifest[manifest["split"] == "test"], prepared_dir, out_dir, spec, extractor, noise, int(noisy_test.seed)
-    )
+    for name, split in NOISY_SETS.items():
+        clips = load_noise_clips(prepared_dir, split)
+        if not clips:
+            log.warning("NO NOISY SET %s: the prepared data has no %s noise recordings (data.noise_root); only clean audio is evaluated", name, split)
+            continue
+        noise = ward_noise_inserter(noisy_test, clips)
+        counts[name] = write_windows(name, manifest[manifest["split"] == split], prepared_dir, out_dir, spec, extractor, noise, int(noisy_test.seed))
     if features.normalize:
         train = np.load(out_dir / FEATURES_FILE.format(split="train"), mmap_mode="r")
         mean = train.mean(axis=(0, 1), dtype=np.float64)

@@ -62,6 +62,7 @@ def evaluation_settings(cfg: DictConfig) -> EvaluationSettings:
     return EvaluationSettings(
         threshold=conf.threshold,
         batch_size=int(conf.batch_size),
+        threshold_sets=tuple(conf.threshold_sets),
         aggregate=str(conf.aggregate),
         calibration=str(conf.calibration),
         calibration_bins=int(conf.calibration_bins),
@@ -80,7 +81,7 @@ def evaluate_model(cfg: DictConfig, outputs: RunOutputs = STAGE_OUTPUTS) -> dict
     write_json(outputs.threshold_record, decision)
     write_json(outputs.test_metrics, {"threshold": decision, **test_metrics})
     if uses_wandb(cfg):
-        log_test_results(cfg, test_metrics, outputs.report_dir)
+        log_test_results(cfg, {name: metrics for name, metrics in test_metrics.items() if "status" not in metrics}, outputs.report_dir)
     return {"threshold": decision, **test_metrics}
 
 

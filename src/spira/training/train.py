@@ -66,7 +66,8 @@ def fit(cfg: DictConfig) -> dict:
     spec = window_spec(cfg.features)
     augmenter = build_augmenter(cfg.augment, Path(cfg.data.out_dir), spec.sample_rate)
     datamodule = FeatureDataModule(
-        cfg.features.out_dir, int(cfg.train.batch_size), int(cfg.train.num_workers), augmenter, cfg.data.out_dir, spec
+        cfg.features.out_dir, int(cfg.train.batch_size), int(cfg.train.num_workers), augmenter, cfg.data.out_dir, spec,
+        validation_sets=list(cfg.train.validation_sets),
     )
     callbacks = {name: instantiate(conf) for name, conf in cfg.callbacks.items()}
     loggers = instantiate_loggers(cfg)
