@@ -16,7 +16,7 @@ from conftest import run
 
 pytestmark = pytest.mark.slow
 
-STAGES = ("generate_demo", "prepare", "featurize", "train", "evaluate")
+STAGES = ("generate_demo", "prepare", "audit", "featurize", "train", "evaluate")
 
 
 def _ran(output: str) -> set[str]:
@@ -45,6 +45,13 @@ def test_dvc_repro_end_to_end(tiny_repo: Path):
     assert threshold == test_json["threshold"] and threshold["rule"] == "youden"
     assert threshold["validation_files"] == (manifest["split"] == "val").sum()
     assert metrics["threshold"] == threshold["threshold"]
+
+    # The shortcut audit flags the demo's ward confound: patients' pauses are noisier.
+    audit = json.loads((tiny_repo / "metrics/audit.json").read_text())
+    assert "noise_floor" in audit["flagged"] and audit["properties"]["noise_floor"]["auroc"] >= 0.8
+    # The noise recordings are split by recording: training, validation and test noise are disjoint.
+    noise = pd.read_csv(tiny_repo / "data/prepared/noise_manifest.csv")
+    assert sorted(noise["split"]) == ["test", "train", "val"]
 
     # Speaker-disjoint splits; every split has both classes.
     assert manifest.groupby("speaker_id")["split"].nunique().max() == 1

@@ -1,12 +1,15 @@
-"""The data steps: the demo cohort, prepare, featurize, and calibrating the ward-noise bounds."""
+"""The data steps: the demo cohort, prepare, the shortcut audit, featurize, and calibrating the ward-noise bounds."""
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from spira.augment.calibrate import LABELS, NoiseBounds, calibrate_noise_bounds, read_recordings
+from spira.audit.shortcuts import audit_shortcuts, nuisance_table
 from spira.data.manifest import MANIFEST_FILE, read_prepared_manifest
 from spira.data.prepare import PreparedDataset, prepare_dataset
 from spira.demo import DemoCohortConfig, generate_demo_cohort
@@ -25,6 +28,32 @@ def prepare_data(cfg: DictConfig) -> PreparedDataset:
 
     Raises spira.data.rows.PrepareError (after writing the reports) when the run must fail."""
     return prepare_dataset(cfg.data)
+
+
+# The shortcut audit's results, as dvc.yaml declares them (shown by `dvc exp show`).
+AUDIT_OUTPUT = Path("metrics/audit.json")
+log = logging.getLogger(__name__)
+
+
+def audit_data(cfg: DictConfig, output: Path = AUDIT_OUTPUT) -> dict:
+    """The shortcut audit of the prepared data: per nuisance property (and all together) the
+    cross-validated AUROC of predicting the label from it alone, warned about above audit.warn_auroc."""
+    prepared_dir = Path(cfg.data.out_dir)
+    manifest = read_prepared_manifest(prepared_dir)
+    table = nuisance_table(manifest, read_recordings(prepared_dir / path for path in manifest["path"]))
+    result = audit_shortcuts(
+        table, manifest["label"].to_numpy(), manifest["speaker_id"].to_numpy(), float(cfg.audit.warn_auroc), int(cfg.audit.folds), int(cfg.audit.seed)
+    )
+    for name in result["flagged"]:
+        auroc = result["combined"]["auroc"] if name == "combined" else result["properties"][name]["auroc"]
+        log.warning(
+            "SHORTCUT: %s predicts the label with cross-validated AUROC %.3f (> audit.warn_auroc=%.2f); a model can learn it "
+            "instead of the voice. Check how the classes were recorded; ward-noise insertion (augment=spira_noise) targets the noise floor.",
+            "all nuisance properties together" if name == "combined" else f"{name} alone", auroc, result["warn_auroc"],
+        )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    return result
 
 
 def featurize_data(cfg: DictConfig) -> dict[str, int]:
