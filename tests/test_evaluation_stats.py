@@ -1,6 +1,7 @@
 """Threshold rules, speaker-level bootstrap intervals and calibration on hand-made scores with known answers."""
 
 import math
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -8,7 +9,8 @@ import pytest
 
 from spira.evaluation.bootstrap import INTERVAL_METRICS, _metrics_from_counts, _per_speaker, speaker_bootstrap
 from spira.evaluation.calibration import apply_temperature, brier_score, expected_calibration_error, fit_temperature, reliability_table
-from spira.evaluation.evaluate import EvaluationSettings, decision_units, set_metrics
+from spira.evaluation.evaluate import EvaluationSettings, decision_units, interval_metrics, set_metrics
+from spira.evaluation.subgroups import age_band, subgroup_metrics, subgroup_table
 from spira.evaluation.thresholds import choose_threshold, parse_rule
 from spira.metrics import binary_metrics
 
@@ -144,3 +146,29 @@ def test_speaker_aggregation_averages_file_probabilities():
     with pytest.raises(ValueError, match="evaluate.aggregate"):
         EvaluationSettings(threshold=0.5, batch_size=1, aggregate="recording")
     assert not math.isnan(set_metrics(speakers, 0.5, EvaluationSettings(threshold=0.5, batch_size=1))["auroc"])
+
+
+def test_age_bands_and_subgroups_with_counts_only_below_the_minimum():
+    manifest = pd.DataFrame(
+        {
+            "file_id": [f"f{i}" for i in range(14)],
+            "speaker_id": [f"s{i // 2}" for i in range(14)],
+            "sex": ["F"] * 12 + ["M"] * 2,
+            "age": [30, 30, 45, 45, 60, 60, 70, 70, 25, 25, 50, 50, None, None],
+        }
+    )
+    assert age_band(manifest["age"], [40, 60]).tolist()[::2] == ["<40", "40-60", ">=60", ">=60", "<40", "40-60", "unknown"]
+    table = subgroup_table(manifest, [40, 60])
+    units = pd.DataFrame({"file_id": manifest["file_id"], "speaker_id": manifest["speaker_id"], "actual": [1, 1, 0, 0] * 3 + [1, 1],
+                          "probability": [0.9, 0.8, 0.2, 0.3] * 3 + [0.4, 0.6]})
+    settings = EvaluationSettings(threshold=0.5, batch_size=1, resamples=500)
+    report = subgroup_metrics(units, table, 10, partial(interval_metrics, threshold=0.5, settings=settings))
+    women = report["sex"]["F"]
+    assert (women["n_files"], women["n_speakers"], women["n_patients"], women["n_controls"]) == (12, 6, 6, 6)
+    assert women["accuracy"] == 1.0 and women["accuracy_ci_low"] == 1.0 and "brier" not in women
+    assert report["sex"]["M"] == {"n_files": 2, "n_speakers": 1, "n_patients": 2, "n_controls": 0,
+                                  "status": "counts only: fewer than 10 files or one class"}
+    assert report["age_band"]["unknown"]["n_files"] == 2
+    # Per-speaker decisions: subgroups keyed by speaker.
+    speakers = subgroup_table(manifest, [40, 60], unit="speaker_id")
+    assert speakers.loc["s6", "sex"] == "M" and len(speakers) == 7

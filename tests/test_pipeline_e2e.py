@@ -43,8 +43,13 @@ def test_dvc_repro_end_to_end(tiny_repo: Path):
         assert 0.0 <= test_json[test_set]["ece"] <= 1.0 and 0.0 <= test_json[test_set]["brier"] <= 1.0
     threshold = json.loads((tiny_repo / "eval/threshold.json").read_text())
     assert threshold == test_json["threshold"] and threshold["rule"] == "youden"
-    assert threshold["validation_files"] == (manifest["split"] == "val").sum()
+    # Chosen on clean and noisy validation together (the sets model selection used).
+    assert threshold["validation_sets"] == ["val", "val_noisy"]
+    assert threshold["validation_files"] == 2 * (manifest["split"] == "val").sum()
     assert metrics["threshold"] == threshold["threshold"]
+
+    subgroups = json.loads((tiny_repo / "metrics/subgroups.json").read_text())["test_clean"]
+    assert sum(group["n_files"] for group in subgroups["sex"].values()) == metrics["n_files"]
 
     # The shortcut audit flags the demo's ward confound: patients' pauses are noisier.
     audit = json.loads((tiny_repo / "metrics/audit.json").read_text())

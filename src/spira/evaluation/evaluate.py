@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import matplotlib
@@ -17,8 +18,9 @@ import torch
 from sklearn.metrics import roc_curve
 
 from spira.features.store import NOISY_TEST, has_split, load_split
-from spira.evaluation.bootstrap import speaker_bootstrap
+from spira.evaluation.bootstrap import INTERVAL_METRICS, speaker_bootstrap
 from spira.evaluation.calibration import apply_temperature, brier_score, expected_calibration_error, fit_temperature, reliability_table
+from spira.evaluation.subgroups import subgroup_metrics
 from spira.evaluation.thresholds import choose_threshold
 from spira.metrics import aggregate_per_file, binary_metrics
 
@@ -49,6 +51,7 @@ class EvaluationSettings:
     resamples: int = 2000
     confidence: float = 0.95
     seed: int = 0
+    subgroup_min_files: int = 10  # smaller subgroups: counts only
 
     def __post_init__(self):
         if self.aggregate not in AGGREGATES:
@@ -171,11 +174,15 @@ TEST_SETS = {"test_clean": "test", "test_noisy": NOISY_TEST}
 NO_NOISE = "not evaluated: the cohort has no test noise recordings (data.noise_root)"
 
 
-def evaluate(module: torch.nn.Module, features_dir: str | Path, settings: EvaluationSettings, out_dir: str | Path) -> tuple[dict, dict]:
+def evaluate(
+    module: torch.nn.Module, features_dir: str | Path, settings: EvaluationSettings, out_dir: str | Path, subgroups: pd.DataFrame | None = None
+) -> tuple[dict, dict, dict]:
     """Choose the threshold on the validation sets, then evaluate the clean and noisy test sets.
 
+    `subgroups`: each decision unit's subgroups (evaluation.subgroups.subgroup_table).
     Returns ({"test_clean": {...}, "test_noisy": {...}}, the decision record:
-    threshold, its rule and the validation numbers behind it, calibration).
+    threshold, its rule and the validation numbers behind it, calibration;
+    the metrics per subgroup of each test set).
     A noisy set featurize did not write (no noise recordings) is reported as
     not evaluated, with an empty predictions table."""
     features_dir, out_dir = Path(features_dir), Path(out_dir)
@@ -194,7 +201,7 @@ def evaluate(module: torch.nn.Module, features_dir: str | Path, settings: Evalua
         "calibration": settings.calibration,
         "temperature": None if temperature is None else round(temperature, 6),
     }
-    results = {}
+    results, per_subgroup = {}, {}
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, split in TEST_SETS.items():
         if not has_split(features_dir, split):
@@ -209,4 +216,12 @@ def evaluate(module: torch.nn.Module, features_dir: str | Path, settings: Evalua
         predictions = units.assign(probability=units["probability"].round(6), predicted=(units["probability"] >= choice.threshold).astype(int))
         write_report(name, metrics, predictions, out_dir, settings.calibration_bins)
         results[name] = metrics
-    return results, decision
+        if subgroups is not None:
+            per_subgroup[name] = subgroup_metrics(units, subgroups, settings.subgroup_min_files, partial(interval_metrics, threshold=choice.threshold, settings=settings))
+    return results, decision, per_subgroup
+
+
+def interval_metrics(units: pd.DataFrame, threshold: float, settings: EvaluationSettings) -> dict:
+    """The metrics that carry intervals, with their intervals, of some decision units."""
+    metrics = set_metrics(units, threshold, settings)
+    return {name: value for name, value in metrics.items() if name.split("_ci_")[0] in INTERVAL_METRICS}

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from spira.data.manifest import read_prepared_manifest
 from spira.evaluation.evaluate import EvaluationSettings, evaluate
+from spira.evaluation.subgroups import subgroup_table
 from spira.tracking import log_test_results, uses_wandb
 from spira.training.module import SpiraLitModule
 from spira.training.train import checkpoint_path, fit
@@ -26,6 +28,7 @@ class RunOutputs:
     train_metrics: Path
     test_metrics: Path
     report_dir: Path
+    subgroup_metrics: Path
 
     @property
     def threshold_record(self) -> Path:
@@ -34,12 +37,22 @@ class RunOutputs:
 
 
 # The DVC pipeline's outputs, as dvc.yaml declares them.
-STAGE_OUTPUTS = RunOutputs(train_metrics=Path("metrics/train.json"), test_metrics=Path("metrics/test.json"), report_dir=Path("eval"))
+STAGE_OUTPUTS = RunOutputs(
+    train_metrics=Path("metrics/train.json"),
+    test_metrics=Path("metrics/test.json"),
+    report_dir=Path("eval"),
+    subgroup_metrics=Path("metrics/subgroups.json"),
+)
 
 
 def run_outputs(run_dir: Path) -> RunOutputs:
     """The outputs of one Hydra run, inside its run folder."""
-    return RunOutputs(train_metrics=run_dir / "train_metrics.json", test_metrics=run_dir / "test_metrics.json", report_dir=run_dir / "eval")
+    return RunOutputs(
+        train_metrics=run_dir / "train_metrics.json",
+        test_metrics=run_dir / "test_metrics.json",
+        report_dir=run_dir / "eval",
+        subgroup_metrics=run_dir / "subgroup_metrics.json",
+    )
 
 
 def write_json(path: Path, content: dict) -> None:
@@ -69,6 +82,7 @@ def evaluation_settings(cfg: DictConfig) -> EvaluationSettings:
         resamples=int(conf.bootstrap.resamples),
         confidence=float(conf.bootstrap.confidence),
         seed=int(conf.bootstrap.seed),
+        subgroup_min_files=int(conf.subgroups.min_files),
     )
 
 
@@ -77,7 +91,11 @@ def evaluate_model(cfg: DictConfig, outputs: RunOutputs = STAGE_OUTPUTS) -> dict
     and noisy test sets with it, write metrics (with the threshold record), predictions and plots,
     and log them to W&B when a W&B logger is configured."""
     module = SpiraLitModule.load_from_checkpoint(str(checkpoint_path(cfg)), map_location="cpu")
-    test_metrics, decision = evaluate(module, Path(cfg.features.out_dir), evaluation_settings(cfg), outputs.report_dir)
+    settings = evaluation_settings(cfg)
+    unit = "speaker_id" if settings.aggregate == "speaker" else "file_id"
+    groups = subgroup_table(read_prepared_manifest(Path(cfg.data.out_dir)), list(cfg.evaluate.subgroups.age_bands), unit)
+    test_metrics, decision, per_subgroup = evaluate(module, Path(cfg.features.out_dir), settings, outputs.report_dir, groups)
+    write_json(outputs.subgroup_metrics, per_subgroup)
     write_json(outputs.threshold_record, decision)
     write_json(outputs.test_metrics, {"threshold": decision, **test_metrics})
     if uses_wandb(cfg):
