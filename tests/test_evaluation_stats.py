@@ -10,6 +10,7 @@ import pytest
 from spira.evaluation.bootstrap import INTERVAL_METRICS, _metrics_from_counts, _per_speaker, speaker_bootstrap
 from spira.evaluation.calibration import apply_temperature, brier_score, expected_calibration_error, fit_temperature, reliability_table
 from spira.evaluation.evaluate import EvaluationSettings, decision_units, interval_metrics, set_metrics
+from spira.evaluation.report import participant_counts, render_report
 from spira.evaluation.subgroups import age_band, subgroup_metrics, subgroup_table
 from spira.evaluation.thresholds import choose_threshold, parse_rule
 from spira.metrics import binary_metrics
@@ -172,3 +173,21 @@ def test_age_bands_and_subgroups_with_counts_only_below_the_minimum():
     # Per-speaker decisions: subgroups keyed by speaker.
     speakers = subgroup_table(manifest, [40, 60], unit="speaker_id")
     assert speakers.loc["s6", "sex"] == "M" and len(speakers) == 7
+
+
+def test_report_states_the_threshold_intervals_and_a_skipped_noisy_test():
+    manifest = pd.DataFrame({"split": ["train", "train", "test", "test"], "label": [1, 0, 1, 0], "speaker_id": list("abcd")})
+    units = pd.DataFrame({"speaker_id": list("aabbccdd"), "actual": [1, 1, 0, 0, 1, 1, 0, 0], "probability": [0.9, 0.45, 0.2, 0.3, 0.8, 0.7, 0.42, 0.1]})
+    metrics = set_metrics(units, 0.4, EvaluationSettings(threshold="youden", batch_size=8, resamples=200))
+    decision = choose_threshold("youden", VAL_LABELS, VAL_SCORES).record() | {
+        "validation_sets": ["val"], "aggregate": "file", "calibration": "none", "temperature": None}
+    audit = {"warn_auroc": 0.7, "properties": {"noise_floor": {"auroc": 0.97, "flagged": True}, "source": {"auroc": None, "flagged": False}},
+             "combined": {"auroc": 0.9, "flagged": True}}
+    text = render_report(participant_counts(manifest), None, decision, {"test_clean": metrics, "test_noisy": {"n_files": 0, "status": "not evaluated: no noise"}},
+                         {}, audit, ["roc_test_clean.png"])
+    assert "| test | patients | 1 | 1 |" in text
+    assert "Threshold 0.350, chosen by the rule `youden` on 8 validation files (val)" in text
+    assert f"| accuracy | {metrics['accuracy']:.3f} ({metrics['accuracy_ci_low']:.3f}–{metrics['accuracy_ci_high']:.3f}) |" in text
+    assert "**test_noisy: not evaluated: no noise.**" in text
+    assert "| noise_floor | 0.970 | **flagged** |" in text and "| source | one value everywhere |  |" in text
+    assert "![roc_test_clean.png](figures/roc_test_clean.png)" in text

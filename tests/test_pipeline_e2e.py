@@ -48,6 +48,9 @@ def test_dvc_repro_end_to_end(tiny_repo: Path):
     assert threshold["validation_files"] == 2 * (manifest["split"] == "val").sum()
     assert metrics["threshold"] == threshold["threshold"]
 
+    report = (tiny_repo / "eval/report.md").read_text()
+    assert f"chosen by the rule `youden` on {threshold['validation_files']} validation files" in report
+    assert "| noise_floor |" in report and "**flagged**" in report
     subgroups = json.loads((tiny_repo / "metrics/subgroups.json").read_text())["test_clean"]
     assert sum(group["n_files"] for group in subgroups["sex"].values()) == metrics["n_files"]
 

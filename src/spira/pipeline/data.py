@@ -30,12 +30,10 @@ def prepare_data(cfg: DictConfig) -> PreparedDataset:
     return prepare_dataset(cfg.data)
 
 
-# The shortcut audit's results, as dvc.yaml declares them (shown by `dvc exp show`).
-AUDIT_OUTPUT = Path("metrics/audit.json")
 log = logging.getLogger(__name__)
 
 
-def audit_data(cfg: DictConfig, output: Path = AUDIT_OUTPUT) -> dict:
+def audit_data(cfg: DictConfig) -> dict:
     """The shortcut audit of the prepared data: per nuisance property (and all together) the
     cross-validated AUROC of predicting the label from it alone, warned about above audit.warn_auroc."""
     prepared_dir = Path(cfg.data.out_dir)
@@ -47,10 +45,11 @@ def audit_data(cfg: DictConfig, output: Path = AUDIT_OUTPUT) -> dict:
     for name in result["flagged"]:
         auroc = result["combined"]["auroc"] if name == "combined" else result["properties"][name]["auroc"]
         log.warning(
-            "SHORTCUT: %s predicts the label with cross-validated AUROC %.3f (> audit.warn_auroc=%.2f); a model can learn it "
+            "SHORTCUT: the label is predicted from %s with cross-validated AUROC %.3f (> audit.warn_auroc=%.2f); a model can learn it "
             "instead of the voice. Check how the classes were recorded; ward-noise insertion (augment=spira_noise) targets the noise floor.",
             "all nuisance properties together" if name == "combined" else f"{name} alone", auroc, result["warn_auroc"],
         )
+    output = Path(cfg.audit.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n")
     return result

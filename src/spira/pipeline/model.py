@@ -14,7 +14,9 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from spira.data.manifest import read_prepared_manifest
+from spira.data.quarantine import QUARANTINE_SUMMARY_FILE
 from spira.evaluation.evaluate import EvaluationSettings, evaluate
+from spira.evaluation.report import participant_counts, render_report
 from spira.evaluation.subgroups import subgroup_table
 from spira.tracking import log_test_results, uses_wandb
 from spira.training.module import SpiraLitModule
@@ -35,6 +37,10 @@ class RunOutputs:
         """The decision threshold, its rule and the validation numbers that chose it."""
         return self.report_dir / "threshold.json"
 
+    @property
+    def report(self) -> Path:
+        return self.report_dir / "report.md"
+
 
 # The DVC pipeline's outputs, as dvc.yaml declares them.
 STAGE_OUTPUTS = RunOutputs(
@@ -53,6 +59,11 @@ def run_outputs(run_dir: Path) -> RunOutputs:
         report_dir=run_dir / "eval",
         subgroup_metrics=run_dir / "subgroup_metrics.json",
     )
+
+
+def read_json(path: Path) -> dict | None:
+    """A JSON file an earlier stage wrote, or None when it did not (a step run on its own)."""
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def write_json(path: Path, content: dict) -> None:
@@ -93,10 +104,14 @@ def evaluate_model(cfg: DictConfig, outputs: RunOutputs = STAGE_OUTPUTS) -> dict
     module = SpiraLitModule.load_from_checkpoint(str(checkpoint_path(cfg)), map_location="cpu")
     settings = evaluation_settings(cfg)
     unit = "speaker_id" if settings.aggregate == "speaker" else "file_id"
-    groups = subgroup_table(read_prepared_manifest(Path(cfg.data.out_dir)), list(cfg.evaluate.subgroups.age_bands), unit)
+    manifest = read_prepared_manifest(Path(cfg.data.out_dir))
+    groups = subgroup_table(manifest, list(cfg.evaluate.subgroups.age_bands), unit)
     test_metrics, decision, per_subgroup = evaluate(module, Path(cfg.features.out_dir), settings, outputs.report_dir, groups)
     write_json(outputs.subgroup_metrics, per_subgroup)
     write_json(outputs.threshold_record, decision)
+    figures = sorted(path.name for path in (outputs.report_dir / "figures").glob("*.png"))
+    quarantine, audit = read_json(Path(cfg.data.report_dir) / QUARANTINE_SUMMARY_FILE), read_json(Path(cfg.audit.output))
+    outputs.report.write_text(render_report(participant_counts(manifest), quarantine, decision, test_metrics, per_subgroup, audit, figures))
     write_json(outputs.test_metrics, {"threshold": decision, **test_metrics})
     if uses_wandb(cfg):
         log_test_results(cfg, {name: metrics for name, metrics in test_metrics.items() if "status" not in metrics}, outputs.report_dir)
