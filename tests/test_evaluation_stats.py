@@ -144,6 +144,8 @@ def test_speaker_aggregation_averages_file_probabilities():
     mixed = files.assign(actual=[1, 0, 0, 0])
     with pytest.raises(ValueError, match="both classes"):
         decision_units(mixed, "speaker")
+    with pytest.raises(ValueError, match="evaluate.threshold=sensitivity:2"):
+        EvaluationSettings(threshold="sensitivity:2", batch_size=1)
     with pytest.raises(ValueError, match="evaluate.aggregate"):
         EvaluationSettings(threshold=0.5, batch_size=1, aggregate="recording")
     assert not math.isnan(set_metrics(speakers, 0.5, EvaluationSettings(threshold=0.5, batch_size=1))["auroc"])

@@ -21,7 +21,7 @@ from spira.features.store import NOISY_TEST, has_split, load_split
 from spira.evaluation.bootstrap import INTERVAL_METRICS, speaker_bootstrap
 from spira.evaluation.calibration import apply_temperature, brier_score, expected_calibration_error, fit_temperature, reliability_table
 from spira.evaluation.subgroups import subgroup_metrics
-from spira.evaluation.thresholds import choose_threshold
+from spira.evaluation.thresholds import choose_threshold, parse_rule
 from spira.metrics import aggregate_per_file, binary_metrics
 
 
@@ -54,6 +54,7 @@ class EvaluationSettings:
     subgroup_min_files: int = 10  # smaller subgroups: counts only
 
     def __post_init__(self):
+        parse_rule(self.threshold)  # a bad rule fails before any prediction is made
         if self.aggregate not in AGGREGATES:
             raise ValueError(f"evaluate.aggregate={self.aggregate}: expected one of {list(AGGREGATES)}")
         if self.calibration not in CALIBRATIONS:
