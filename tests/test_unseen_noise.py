@@ -56,7 +56,7 @@ def test_a_cohort_without_noise_runs_with_augment_none_and_fails_clearly_without
     assert "pass data.noise_root=<folder of ward-noise recordings>, or augment=none" in output
     assert "Traceback" not in output
 
-    run(["dvc", "exp", "run", *no_noise, "-S", "augment=none"], tiny_repo)
+    run(["dvc", "exp", "run", *no_noise, "-S", "augment=none", "-S", "trainer.max_epochs=1"], tiny_repo)
     metrics = json.loads((tiny_repo / "metrics/test.json").read_text())
     assert metrics["test_noisy"] == {"n_files": 0, "status": "not evaluated: the cohort has no test noise recordings (data.noise_root)"}
     assert metrics["test_clean"]["n_files"] > 0 and "accuracy_ci_low" in metrics["test_clean"]
