@@ -54,7 +54,7 @@ class SpiraStyleFiles(Dataset):
         self.files = manifest[manifest["split"] == "train"].reset_index(drop=True)
         self.prepared = prepared
         self.spec = window_spec(cfg.features)
-        self.noise = ward_noise_inserter(cfg.augment.ward_noise, load_noise_clips(prepared))
+        self.noise = ward_noise_inserter(cfg.augment.ward_noise, load_noise_clips(prepared, "train"))
         melkwargs = {key: int(cfg.features[key]) for key in ("n_fft", "win_length", "hop_length", "n_mels")}
         self.mfcc = T.MFCC(sample_rate=self.spec.sample_rate, n_mfcc=int(cfg.features.n_mfcc), log_mels=False, melkwargs=melkwargs)
 
@@ -102,7 +102,7 @@ def data_path_rates(cfg, prepared: Path, features: Path, workers: int, batches: 
     synchronize(device)
     baseline = windows / (time.perf_counter() - started)
     module = build_module(cfg).to(device)
-    noise = build_batch_noise(cfg.augment, load_noise_clips(prepared), window_spec(cfg.features).window_samples)
+    noise = build_batch_noise(cfg.augment, load_noise_clips(prepared, "train"), window_spec(cfg.features).window_samples)
     loader = pipeline_loader(cfg, prepared, features, workers)
     started, windows = time.perf_counter(), 0
     for number, (batch, *_) in enumerate(loader):
@@ -157,7 +157,7 @@ class _Windows(L.Callback):
 def pipeline_epoch_rate(cfg, prepared: Path, features: Path, workers: int, batches: int, device: torch.device) -> float:
     L.seed_everything(0, workers=True)
     module = build_module(cfg)
-    module.batch_noise = build_batch_noise(cfg.augment, load_noise_clips(prepared), window_spec(cfg.features).window_samples)
+    module.batch_noise = build_batch_noise(cfg.augment, load_noise_clips(prepared, "train"), window_spec(cfg.features).window_samples)
     counter = _Windows()
     trainer = L.Trainer(
         accelerator=cfg.trainer.accelerator, devices=1, precision=cfg.trainer.precision, max_epochs=1, limit_train_batches=batches,

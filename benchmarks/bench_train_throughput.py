@@ -52,7 +52,7 @@ def measure(augment: str, workers: int, batches: int, overrides: list[str]) -> f
     prepared_dir = Path(cfg.data.out_dir)
     augmenter = build_augmenter(cfg.augment, prepared_dir, spec.sample_rate)
     module = build_module(cfg)
-    module.batch_noise = build_batch_noise(cfg.augment, load_noise_clips(prepared_dir), spec.window_samples)
+    module.batch_noise = build_batch_noise(cfg.augment, load_noise_clips(prepared_dir, "train"), spec.window_samples)
     datamodule = FeatureDataModule(
         cfg.features.out_dir, int(cfg.train.batch_size), workers, augmenter, prepared_dir, spec, audio_windows=module.batch_noise is not None
     )

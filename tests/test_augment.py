@@ -87,7 +87,7 @@ def prepared(tmp_path: Path) -> Path:
 def _stream(cfg, prepared: Path, seed: int, epochs: int = 2) -> list[torch.Tensor]:
     spec = window_spec(cfg.features)
     augmenter = build_augmenter(cfg.augment, prepared, spec.sample_rate)
-    noise = build_batch_noise(cfg.augment, load_noise_clips(prepared), spec.window_samples)
+    noise = build_batch_noise(cfg.augment, load_noise_clips(prepared, "train"), spec.window_samples)
     _, index = load_split(Path(cfg.features.out_dir), "train")
     dataset = AugmentedWaveformWindows(index, prepared, spec, augmenter)
     L.seed_everything(seed, workers=True)

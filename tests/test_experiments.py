@@ -193,6 +193,8 @@ def test_dvc_queue_runs_two_experiments_with_dvclive_and_offline_wandb(repo_copy
     exp_test_metrics = [e["revs"][0]["data"]["metrics"]["metrics/test.json"]["data"] for e in experiments]
     assert sorted(s["test_noisy/auroc"] for s in evaluate_summaries) == sorted(m["test_noisy"]["auroc"] for m in exp_test_metrics)
     assert all("test_clean/roc_table/path" in s and "test_noisy/confusion_table/path" in s for s in evaluate_summaries)
+    # The metric table with intervals: 8 metrics x 2 test sets.
+    assert all(s["test/metrics_table/nrows"] == 16 for s in evaluate_summaries)
     # Audio is never logged.
     assert not list((repo_copy / "wandb").rglob("*.wav")) and not list((repo_copy / "wandb").rglob("audio"))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -16,7 +17,7 @@ from conftest import PipelineRun, run
 
 pytestmark = pytest.mark.slow
 
-STAGES = ("generate_demo", "prepare", "featurize", "train", "evaluate", "export")
+STAGES = ("generate_demo", "prepare", "audit", "featurize", "train", "evaluate", "export", "gate")
 
 
 def _ran(output: str) -> set[str]:
@@ -31,12 +32,39 @@ def test_dvc_repro_end_to_end(smoke_pipeline: PipelineRun):
     assert "featurize: 100%" in log and "evaluate test_noisy: 100%" in log
     assert re.search(r"epoch 2/2: .*val/file_auroc \d\.\d{4}", log), log[-3000:]
 
-    metrics = json.loads((tiny_repo / "metrics/test.json").read_text())["test_clean"]
+    test_json = json.loads((tiny_repo / "metrics/test.json").read_text())
+    metrics = test_json["test_clean"]
     manifest = pd.read_csv(tiny_repo / "data/prepared/manifest.csv")
     test_files = manifest[manifest["split"] == "test"]
     assert metrics["n_files"] == len(test_files) > 0
     for name in ("accuracy", "balanced_accuracy", "f1", "auroc", "sensitivity", "specificity"):
         assert 0.0 <= metrics[name] <= 1.0, name
+    # Every metric has its speaker-level interval; the threshold was chosen on validation (Youden) and is recorded.
+    for test_set in ("test_clean", "test_noisy"):
+        for name in ("auroc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "ppv", "npv", "f1"):
+            values = test_json[test_set]
+            if not any(map(math.isnan, (values[name], values[f"{name}_ci_low"]))):
+                assert values[f"{name}_ci_low"] <= values[name] <= values[f"{name}_ci_high"], (test_set, name)
+        assert 0.0 <= test_json[test_set]["ece"] <= 1.0 and 0.0 <= test_json[test_set]["brier"] <= 1.0
+    threshold = json.loads((tiny_repo / "eval/threshold.json").read_text())
+    assert threshold == test_json["threshold"] and threshold["rule"] == "youden"
+    # Chosen on clean and noisy validation together (the sets model selection used).
+    assert threshold["validation_sets"] == ["val", "val_noisy"]
+    assert threshold["validation_files"] == 2 * (manifest["split"] == "val").sum()
+    assert metrics["threshold"] == threshold["threshold"]
+
+    report = (tiny_repo / "eval/report.md").read_text()
+    assert f"chosen by the rule `youden` on {threshold['validation_files']} validation files" in report
+    assert "| noise_floor |" in report and "**flagged**" in report
+    subgroups = json.loads((tiny_repo / "metrics/subgroups.json").read_text())["test_clean"]
+    assert sum(group["n_files"] for group in subgroups["sex"].values()) == metrics["n_files"]
+
+    # The shortcut audit flags the demo's ward confound: patients' pauses are noisier.
+    audit = json.loads((tiny_repo / "metrics/audit.json").read_text())
+    assert "noise_floor" in audit["flagged"] and audit["properties"]["noise_floor"]["auroc"] >= 0.8
+    # The noise recordings are split by recording: training, validation and test noise are disjoint.
+    noise = pd.read_csv(tiny_repo / "data/prepared/noise_manifest.csv")
+    assert sorted(noise["split"]) == ["test", "train", "val"]
 
     # Speaker-disjoint splits; every split has both classes.
     assert manifest.groupby("speaker_id")["split"].nunique().max() == 1
@@ -58,9 +86,12 @@ def test_dvc_repro_end_to_end(smoke_pipeline: PipelineRun):
     predictions = pd.read_csv(tiny_repo / "eval/predictions_test_clean.csv")
     assert sorted(predictions["file_id"]) == sorted(test_files["file_id"])
     assert set(predictions["speaker_id"]) <= set(manifest["speaker_id"])
-    assert (predictions["predicted"] == (predictions["probability"] >= 0.5)).all()
+    assert (predictions["predicted"] == (predictions["probability"] >= threshold["threshold"])).all()
     assert list(pd.read_csv(tiny_repo / "eval/plots/confusion_test_clean.csv").columns) == ["actual", "predicted"]
     assert (tiny_repo / "eval/figures/roc_test_clean.png").stat().st_size > 1000
+    reliability = pd.read_csv(tiny_repo / "eval/plots/reliability_test_noisy.csv")
+    assert reliability["count"].sum() == metrics["n_files"]
+    assert (tiny_repo / "eval/figures/reliability_test_noisy.png").stat().st_size > 1000
 
     train_metrics = json.loads((tiny_repo / "metrics/train.json").read_text())
     assert train_metrics["parameters"] == 691_613

@@ -11,7 +11,7 @@ import math
 import numpy as np
 from sklearn.metrics import f1_score, roc_auc_score
 
-METRIC_NAMES = ("accuracy", "balanced_accuracy", "f1", "auroc", "sensitivity", "specificity", "n_files")
+METRIC_NAMES = ("accuracy", "balanced_accuracy", "f1", "auroc", "sensitivity", "specificity", "ppv", "npv", "n_files")
 
 
 def aggregate_per_file(file_index: np.ndarray, window_prob: np.ndarray, window_label: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -37,10 +37,11 @@ def file_loss(labels: np.ndarray, file_prob: np.ndarray, eps: float = 1e-7) -> f
 
 
 def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
-    """Accuracy, balanced accuracy, F1, AUROC, sensitivity, specificity and count.
+    """Accuracy, balanced accuracy, F1, AUROC, sensitivity, specificity, PPV, NPV and count.
 
     Class 1 (patient) is positive. A metric that is undefined for the data
-    (AUROC with one class, sensitivity without patients) is NaN.
+    (AUROC with one class, sensitivity without patients, PPV without a
+    positive decision) is NaN.
     """
     labels = np.asarray(labels).astype(np.int64)
     predicted = (np.asarray(scores) >= threshold).astype(np.int64)
@@ -48,6 +49,7 @@ def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> 
     sensitivity = float(predicted[positives].mean()) if positives.any() else math.nan
     specificity = float(1 - predicted[negatives].mean()) if negatives.any() else math.nan
     both_classes = positives.any() and negatives.any()
+    called_positive, called_negative = predicted == 1, predicted == 0
     return {
         "accuracy": float((predicted == labels).mean()),
         "balanced_accuracy": (sensitivity + specificity) / 2 if both_classes else math.nan,
@@ -55,5 +57,7 @@ def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> 
         "auroc": float(roc_auc_score(labels, scores)) if both_classes else math.nan,
         "sensitivity": sensitivity,
         "specificity": specificity,
+        "ppv": float(labels[called_positive].mean()) if called_positive.any() else math.nan,
+        "npv": float(1 - labels[called_negative].mean()) if called_negative.any() else math.nan,
         "n_files": int(labels.size),
     }

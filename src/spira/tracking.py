@@ -164,6 +164,14 @@ def log_test_results(cfg: DictConfig, test_metrics: dict[str, dict], report_dir:
         )
         for name, value in metrics.items():
             run.summary[f"{test_set}/{name}"] = value
+    # The metric table of eval/report.md: every metric that carries an interval, with it.
+    intervals = [
+        [test_set, name.removesuffix("_ci_low"), metrics[name.removesuffix("_ci_low")], metrics[name], metrics[name.replace("_ci_low", "_ci_high")]]
+        for test_set, metrics in test_metrics.items()
+        for name in metrics
+        if name.endswith("_ci_low")
+    ]
+    charts["test/metrics_table"] = wandb.Table(columns=["test set", "metric", "value", "ci_low", "ci_high"], data=intervals)
     run.log(charts)
     if own_run:
         run.finish()

@@ -26,7 +26,7 @@ from hydra.types import RunMode
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from spira.features.store import FEATURES_FILE, NOISY_TEST
+from spira.features.store import FEATURES_FILE
 from spira.pipeline.model import run_outputs, train_and_evaluate
 from spira.sweeps import RUN_ERROR_FILE, RUN_METRICS_FILE
 from spira.tracking import DVCLIVE_LOGGER, WANDB_LOGGER, use_offline_wandb_by_default, uses_wandb
@@ -54,7 +54,7 @@ def run_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
 
 
 def require_features(features_dir: str | Path) -> None:
-    missing = [split for split in ("train", "val", "test", NOISY_TEST) if not (Path(features_dir) / FEATURES_FILE.format(split=split)).is_file()]
+    missing = [split for split in ("train", "val", "test") if not (Path(features_dir) / FEATURES_FILE.format(split=split)).is_file()]
     if missing:
         raise FileNotFoundError(
             f"{features_dir}: no featurized {', '.join(missing)} data. "

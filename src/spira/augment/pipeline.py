@@ -12,16 +12,25 @@ from omegaconf import DictConfig
 
 from spira.augment.noise import BatchWardNoise, WardNoiseInserter
 from spira.data.manifest import NOISE_MANIFEST_FILE, read_noise_manifest
+from spira.data.splits import SHARED_NOISE
 
 # (window samples, label, rng) -> augmented window samples
 Augmenter = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 
 
-def load_noise_clips(prepared_dir: Path) -> list[np.ndarray]:
-    """The prepared (16 kHz, peak-normalised) ward-noise recordings, in manifest order."""
+class NoNoiseError(ValueError):
+    """Ward-noise insertion was asked for, but the prepared data has no noise recordings."""
+
+
+def load_noise_clips(prepared_dir: Path, split: str) -> list[np.ndarray]:
+    """The prepared (16 kHz, peak-normalised) ward-noise recordings of one noise split
+    (plus the shared ones, when there were too few to split), in manifest order."""
     if not (prepared_dir / NOISE_MANIFEST_FILE).exists():
         return []
-    return [sf.read(prepared_dir / relative, dtype="float32")[0] for relative in read_noise_manifest(prepared_dir)["path"]]
+    noise = read_noise_manifest(prepared_dir)
+    if "split" in noise:
+        noise = noise[noise["split"].isin([split, SHARED_NOISE])]
+    return [sf.read(prepared_dir / relative, dtype="float32")[0] for relative in noise["path"]]
 
 
 def ward_noise_inserter(config: DictConfig, noise_clips: list[np.ndarray]) -> WardNoiseInserter:
@@ -34,6 +43,20 @@ def ward_noise_inserter(config: DictConfig, noise_clips: list[np.ndarray]) -> Wa
     )
 
 
+def training_noise_clips(augment: DictConfig, prepared_dir: Path) -> list[np.ndarray]:
+    """The train-split ward-noise recordings the augment option inserts ([] for an option
+    without ward noise); NoNoiseError when it needs noise and the prepared data has none."""
+    if not augment.get("ward_noise"):
+        return []
+    clips = load_noise_clips(prepared_dir, "train")
+    if not clips:
+        raise NoNoiseError(
+            f"ward-noise insertion (augment.ward_noise) needs noise recordings, but {prepared_dir / NOISE_MANIFEST_FILE} "
+            "lists none for training: pass data.noise_root=<folder of ward-noise recordings>, or augment=none to train without noise insertion"
+        )
+    return clips
+
+
 def build_augmenter(augment: DictConfig, prepared_dir: Path, sample_rate: int) -> Augmenter | None:
     """The per-window (numpy, DataLoader worker) augmenter: an audiomentations Compose,
     after ward-noise insertion when the option has both. None when nothing runs per
@@ -43,7 +66,7 @@ def build_augmenter(augment: DictConfig, prepared_dir: Path, sample_rate: int) -
         return None
     steps: list[Augmenter] = []
     if augment.get("ward_noise"):
-        steps.append(ward_noise_inserter(augment.ward_noise, load_noise_clips(prepared_dir)))
+        steps.append(ward_noise_inserter(augment.ward_noise, training_noise_clips(augment, prepared_dir)))
     compose = instantiate(augment.audiomentations)
     # audiomentations draws from numpy's global RNG, which Lightning seeds
     # per worker (seed_everything(workers=True)), so runs stay reproducible.

@@ -28,7 +28,9 @@ MANIFEST_COLUMNS = [
     "file_id", "path", "label", "speaker_id", "split", "n_samples", "duration_seconds",
     "source_sample_rate", "source_channels", "sex", "age", "severity", "source_id",
 ]  # fmt: skip
-NOISE_MANIFEST_COLUMNS = ["noise_id", "path", "n_samples"]
+# split: the part of the pipeline that draws the recording (train: training augmentation,
+# val: the noisy validation set, test: the noisy test set; splits.SHARED_NOISE: all of them).
+NOISE_MANIFEST_COLUMNS = ["noise_id", "path", "n_samples", "split"]
 # What later stages read; the other columns describe the recordings.
 REQUIRED_MANIFEST_COLUMNS = ("file_id", "path", "label", "speaker_id", "split", "n_samples")
 REQUIRED_NOISE_MANIFEST_COLUMNS = ("path",)
@@ -95,5 +97,6 @@ def split_summary(manifest: pd.DataFrame) -> dict:
 
 
 def write_summary(prepared_dir: Path, manifest: pd.DataFrame, noise: pd.DataFrame) -> None:
-    summary = split_summary(manifest) | {"noise_files": len(noise)}
+    noise_splits = noise["split"].value_counts().sort_index() if "split" in noise else pd.Series(dtype=int)
+    summary = split_summary(manifest) | {"noise_files": len(noise), "noise_files_per_split": {str(k): int(v) for k, v in noise_splits.items()}}
     (prepared_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")

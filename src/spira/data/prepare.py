@@ -48,6 +48,7 @@ from spira.data.rules import (
     drop_speaker_leaks,
     fill_missing_speaker_ids,
 )
+from spira.data.splits import MIN_NOISE_RECORDINGS, split_noise_recordings
 from spira.data.validate import FileCheck, FileResult, FileTask, check_and_prepare_file
 from spira.parallel import ordered_map
 
@@ -212,6 +213,13 @@ def prepare_into(data: DictConfig, salt: str, out_dir: Path, report_dir: Path) -
 
     sample_rate = int(data.sample_rate)
     manifest, noise = manifest_frame(entries, sample_rate), noise_frame(entries)
+    noise["split"] = split_noise_recordings(noise["noise_id"].tolist(), data.noise_split.fractions, int(data.noise_split.seed))
+    if 0 < len(noise) < MIN_NOISE_RECORDINGS:
+        log.warning(
+            "ONLY %d WARD-NOISE RECORDING(S): too few to split into train/val/test noise (%d needed); training, the noisy "
+            "validation set and the noisy test set share them, so the noisy test measures noise the model has heard.",
+            len(noise), MIN_NOISE_RECORDINGS,
+        )
     write_prepared_manifest(out_dir, manifest)
     write_noise_manifest(out_dir, noise)
     write_summary(out_dir, manifest, noise)

@@ -1,4 +1,4 @@
-"""Speaker-disjoint, class-stratified train/val/test splits.
+"""Speaker-disjoint, class-stratified train/val/test splits, and the split of the ward-noise set by recording.
 
 Two ways: `split_speakers` shuffles the speakers of each class with a seed and
 cuts the list by the fractions (exact counts, but adding one speaker can move
@@ -13,12 +13,15 @@ the fractions only on average; `split_balance` says how far it is.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 SPLITS = ("train", "val", "test")
+# Noise split of every recording when there are too few to split: all splits share them.
+SHARED_NOISE = "shared"
+MIN_NOISE_RECORDINGS = len(SPLITS)
 
 
 def split_speakers(speaker_labels: Mapping[str, int], fractions: Mapping[str, float], seed: int) -> dict[str, str]:
@@ -113,3 +116,26 @@ def assign_splits(manifest: pd.DataFrame, fractions: Mapping[str, float], seed: 
     speaker_labels = manifest.groupby("speaker_id")["label"].first().to_dict()
     assignment = hash_split_speakers(speaker_labels, fractions, seed)
     return manifest["speaker_id"].map(assignment), split_balance(speaker_labels, assignment, fractions)
+
+
+def split_noise_recordings(noise_ids: Sequence[str], fractions: Mapping[str, float], seed: int) -> list[str]:
+    """The split of each ward-noise recording: training noise, validation noise, test noise.
+
+    Recordings are ordered by a seeded hash of their id (so the split of a
+    recording does not depend on the order they are listed in) and cut by
+    `fractions`, each split getting at least one. With fewer than three
+    recordings every one is SHARED_NOISE: the caller must say so loudly.
+    """
+    if len(noise_ids) < MIN_NOISE_RECORDINGS:
+        return [SHARED_NOISE] * len(noise_ids)
+    counts = _apportion(len(noise_ids), [fractions[name] for name in SPLITS])
+    for index in range(len(counts)):
+        while counts[index] == 0:
+            counts[int(np.argmax(counts))] -= 1
+            counts[index] += 1
+    ranked = sorted(range(len(noise_ids)), key=lambda i: hashlib.sha256(f"{seed}:{noise_ids[i]}".encode()).hexdigest())
+    splits = [""] * len(noise_ids)
+    names = [name for name, count in zip(SPLITS, counts) for _ in range(count)]
+    for position, index in enumerate(ranked):
+        splits[index] = names[position]
+    return splits

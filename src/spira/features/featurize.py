@@ -3,14 +3,17 @@
 Each file is transformed once and its windows sliced from it
 (`MfccExtractor.file_windows`), in `features.num_workers` processes.
 
-Besides the train/val/test splits it writes `test_noisy`: the test files with
-SPIRA's noisy-test protocol applied (by default one ward-noise clip on each
-control, none on patients), seeded per file so every run sees the same set.
+Besides the train/val/test splits it writes `val_noisy` and `test_noisy`: the
+validation and test files with SPIRA's noisy-test protocol applied (by default
+one ward-noise clip on each control, none on patients), each drawing only from
+its own split of the noise recordings and seeded per file, so every run sees
+the same sets. Without noise recordings there are no noisy sets, and the log says so.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from functools import partial
@@ -28,9 +31,11 @@ from spira.augment.pipeline import load_noise_clips, ward_noise_inserter
 from spira.data.manifest import read_prepared_manifest
 from spira.data.splits import SPLITS
 from spira.features.mfcc import MfccExtractor, WindowSpec, build_extractor, window_spec
-from spira.features.store import FEATURES_FILE, INDEX_COLUMNS, INDEX_FILE, NOISY_TEST, NORMALIZATION_FILE
+from spira.features.store import FEATURES_FILE, INDEX_COLUMNS, INDEX_FILE, NOISY_SETS, NORMALIZATION_FILE
 from spira.parallel import ordered_map
 from spira.safety import staged_folder
+
+log = logging.getLogger(__name__)
 
 
 def file_seed(seed: int, file_id: str) -> np.random.Generator:
@@ -40,7 +45,7 @@ def file_seed(seed: int, file_id: str) -> np.random.Generator:
 
 def featurize(features: DictConfig, prepared_dir: str | Path, noisy_test: DictConfig, inputs: dict[str, str | Path]) -> dict[str, int]:
     """Write `{name}.npy` (windows, frames, n_mfcc) float32 and `{name}_index.csv`
-    for train, val, test and test_noisy; returns the window count of each.
+    for train, val, test, val_noisy and test_noisy; returns the window count of each.
 
     features.out_dir is replaced, complete or not at all (built in a staging
     sibling); it may not overlap `inputs` (name -> folder, besides the prepared
@@ -50,11 +55,17 @@ def featurize(features: DictConfig, prepared_dir: str | Path, noisy_test: DictCo
     spec = window_spec(features)
     extractor = build_extractor(features)
     sets = {split: manifest[manifest["split"] == split] for split in SPLITS}
-    sets[NOISY_TEST] = sets["test"]
-    noise = ward_noise_inserter(noisy_test, load_noise_clips(prepared_dir))
+    noises = {}
+    for name, split in NOISY_SETS.items():
+        clips = load_noise_clips(prepared_dir, split)
+        if not clips:
+            log.warning("NO NOISY SET %s: the prepared data has no %s noise recordings (data.noise_root); only clean audio is evaluated", name, split)
+            continue
+        sets[name] = sets[split]
+        noises[name] = ward_noise_inserter(noisy_test, clips)
     # One pool for every set: (set, path, label, file id) in output order.
     tasks = [(name, *task) for name, files in sets.items() for task in zip(files["path"], files["label"].astype(int), files["file_id"])]
-    work = partial(file_features, prepared_dir=prepared_dir, spec=spec, extractor=extractor, noise=noise, noise_seed=int(noisy_test.seed))
+    work = partial(file_features, prepared_dir=prepared_dir, spec=spec, extractor=extractor, noises=noises, noise_seed=int(noisy_test.seed))
     with staged_folder(features.out_dir, "features.out_dir", {**inputs, "data.out_dir": prepared_dir}) as out_dir:
         results = ordered_map(work, tasks, int(features.num_workers))
         progress = tqdm(total=len(tasks), desc="featurize", unit="file", file=sys.stderr, mininterval=1.0)
@@ -72,18 +83,23 @@ def featurize(features: DictConfig, prepared_dir: str | Path, noisy_test: DictCo
 
 
 def file_features(
-    task: tuple[str, str, int, str], prepared_dir: Path, spec: WindowSpec, extractor: MfccExtractor, noise: WardNoiseInserter, noise_seed: int
+    task: tuple[str, str, int, str],
+    prepared_dir: Path,
+    spec: WindowSpec,
+    extractor: MfccExtractor,
+    noises: dict[str, WardNoiseInserter],
+    noise_seed: int,
 ) -> tuple[np.ndarray, int]:
     """(windows, frames, n_mfcc) features of one prepared file and its padded samples.
 
-    `task` is (set, path, label, file id); the noisy test set gets its
-    ward noise first, seeded per file."""
+    `task` is (set, path, label, file id); a noisy set (a key of `noises`) gets
+    its ward noise first, seeded per file."""
     name, path, label, file_id = task
     samples, rate = sf.read(prepared_dir / path, dtype="float32")
     if rate != spec.sample_rate:
         raise ValueError(f"{prepared_dir / path}: {rate} Hz, features expect {spec.sample_rate} Hz")
-    if name == NOISY_TEST:
-        samples = noise(samples, label, file_seed(noise_seed, file_id))
+    if name in noises:
+        samples = noises[name](samples, label, file_seed(noise_seed, file_id))
     with torch.inference_mode():
         features, padded = extractor.file_windows(samples, spec)
     return features.numpy(), padded

@@ -11,9 +11,18 @@ import pandas as pd
 FEATURES_FILE = "{split}.npy"
 INDEX_FILE = "{split}_index.csv"
 NORMALIZATION_FILE = "normalization.json"
-# The test split with the noisy-test protocol applied.
+# The test split with the noisy-test protocol applied, using test noise only.
 NOISY_TEST = "test_noisy"
+# The validation split with the same protocol, using validation noise only (joins model selection).
+NOISY_VAL = "val_noisy"
+# Noisy set -> the split whose files, and whose noise recordings, it is made of.
+NOISY_SETS = {NOISY_VAL: "val", NOISY_TEST: "test"}
 INDEX_COLUMNS = ["file_id", "window", "start_seconds", "padded_seconds", "label", "speaker_id"]
+
+
+def has_split(features_dir: Path, split: str) -> bool:
+    """Whether featurize wrote `split` (the noisy sets are missing when the cohort has no noise recordings)."""
+    return (features_dir / INDEX_FILE.format(split=split)).is_file()
 
 
 def load_split(features_dir: Path, split: str) -> tuple[np.ndarray, pd.DataFrame]:

@@ -8,7 +8,6 @@ without this repository, Lightning or the training config.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,8 @@ from spira.serving.card import model_card
 from spira.serving.contract import CARD_FILE, MODEL_FILE, write_contract
 from spira.serving.export import build_contract, export_onnx
 from spira.tracking import data_version, git_commit
-from spira.training.module import SpiraLitModule
+from spira.safety import replace_folder
+from spira.training.checkpoint import load_module
 from spira.training.train import checkpoint_path
 
 
@@ -53,12 +53,10 @@ def accepted_input(data: DictConfig) -> dict[str, Any]:
 
 def export_model(cfg: DictConfig, test_metrics_path: Path = STAGE_OUTPUTS.test_metrics) -> dict[str, Any]:
     """Write export.out_dir: model.onnx, model.json and MODEL_CARD.md; returns the contract."""
-    module = SpiraLitModule.load_from_checkpoint(str(checkpoint_path(cfg)), map_location="cpu")
+    module = load_module(checkpoint_path(cfg), list(cfg.checkpoint.allowed_targets))
     hparams = module.hparams
-    out_dir = Path(cfg.export.out_dir)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
+    inputs = {key: OmegaConf.select(cfg, key) for key in ("data.root", "data.noise_root", "data.out_dir")}
+    out_dir = replace_folder(cfg.export.out_dir, "export.out_dir", inputs)
     num_frames, num_features = int(hparams.net["num_frames"]), int(hparams.net["num_features"])
     sha256 = export_onnx(module.net, num_frames, num_features, out_dir / MODEL_FILE)
     threshold, rule = decision_threshold(cfg)

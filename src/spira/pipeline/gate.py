@@ -21,7 +21,7 @@ from spira.registry.bootstrap import paired_auroc_difference
 from spira.registry.gate import decide, floor_rules, gate_markdown, non_inferiority_rule
 from spira.registry.versions import RegistryError, current_prod, fetch_artifact
 from spira.tracking import data_version, git_commit
-from spira.training.module import SpiraLitModule
+from spira.training.checkpoint import load_module
 from spira.training.train import checkpoint_path
 
 GATE_METRICS = Path("metrics/gate.json")
@@ -44,7 +44,7 @@ def file_md5(path: Path) -> str:
 
 def score_model(checkpoint: Path, cfg: DictConfig, threshold: float, name: str) -> dict[str, tuple[dict, pd.DataFrame]]:
     """Per-file metrics and predictions of one checkpoint on each test set."""
-    module = SpiraLitModule.load_from_checkpoint(str(checkpoint), map_location="cpu")
+    module = load_module(checkpoint, list(cfg.checkpoint.allowed_targets))
     trained_on = dict(module.hparams["features"])
     # Every setting that shapes the windows (out_dir only says where they are).
     expected = {key: value for key, value in OmegaConf.to_container(cfg.features, resolve=True).items() if key in trained_on and key != "out_dir"}

@@ -13,7 +13,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from spira.evaluation.evaluate import evaluate
+from spira.data.manifest import read_prepared_manifest
+from spira.data.quarantine import QUARANTINE_SUMMARY_FILE
+from spira.evaluation.evaluate import EvaluationSettings, evaluate
+from spira.evaluation.report import participant_counts, render_report
+from spira.evaluation.subgroups import subgroup_table
 from spira.safety import write_text_atomic
 from spira.tracking import log_test_results, uses_wandb
 from spira.training.checkpoint import load_module
@@ -27,15 +31,40 @@ class RunOutputs:
     train_metrics: Path
     test_metrics: Path
     report_dir: Path
+    subgroup_metrics: Path
+
+    @property
+    def threshold_record(self) -> Path:
+        """The decision threshold, its rule and the validation numbers that chose it."""
+        return self.report_dir / "threshold.json"
+
+    @property
+    def report(self) -> Path:
+        return self.report_dir / "report.md"
 
 
 # The DVC pipeline's outputs, as dvc.yaml declares them.
-STAGE_OUTPUTS = RunOutputs(train_metrics=Path("metrics/train.json"), test_metrics=Path("metrics/test.json"), report_dir=Path("eval"))
+STAGE_OUTPUTS = RunOutputs(
+    train_metrics=Path("metrics/train.json"),
+    test_metrics=Path("metrics/test.json"),
+    report_dir=Path("eval"),
+    subgroup_metrics=Path("metrics/subgroups.json"),
+)
 
 
 def run_outputs(run_dir: Path) -> RunOutputs:
     """The outputs of one Hydra run, inside its run folder."""
-    return RunOutputs(train_metrics=run_dir / "train_metrics.json", test_metrics=run_dir / "test_metrics.json", report_dir=run_dir / "eval")
+    return RunOutputs(
+        train_metrics=run_dir / "train_metrics.json",
+        test_metrics=run_dir / "test_metrics.json",
+        report_dir=run_dir / "eval",
+        subgroup_metrics=run_dir / "subgroup_metrics.json",
+    )
+
+
+def read_json(path: Path) -> dict | None:
+    """A JSON file an earlier stage wrote, or None when it did not (a step run on its own)."""
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def write_json(path: Path, content: dict) -> None:
@@ -54,15 +83,41 @@ def fit_model(cfg: DictConfig, outputs: RunOutputs = STAGE_OUTPUTS) -> dict:
     return summary
 
 
+def evaluation_settings(cfg: DictConfig) -> EvaluationSettings:
+    conf = cfg.evaluate
+    return EvaluationSettings(
+        threshold=conf.threshold,
+        batch_size=int(conf.batch_size),
+        threshold_sets=tuple(conf.threshold_sets),
+        aggregate=str(conf.aggregate),
+        calibration=str(conf.calibration),
+        calibration_bins=int(conf.calibration_bins),
+        resamples=int(conf.bootstrap.resamples),
+        confidence=float(conf.bootstrap.confidence),
+        seed=int(conf.bootstrap.seed),
+        subgroup_min_files=int(conf.subgroups.min_files),
+    )
+
+
 def evaluate_model(cfg: DictConfig, outputs: RunOutputs = STAGE_OUTPUTS) -> dict[str, dict]:
-    """Score the best checkpoint on the clean and noisy test sets, write metrics, predictions
-    and plots, and log them to W&B when a W&B logger is configured."""
+    """Choose the threshold on the validation predictions of the best checkpoint, score the clean
+    and noisy test sets with it, write metrics (with the threshold record), predictions and plots,
+    and log them to W&B when a W&B logger is configured."""
     module = load_module(checkpoint_path(cfg), list(cfg.checkpoint.allowed_targets))
-    test_metrics = evaluate(module, Path(cfg.features.out_dir), float(cfg.evaluate.threshold), int(cfg.evaluate.batch_size), outputs.report_dir)
-    write_json(outputs.test_metrics, test_metrics)
+    settings = evaluation_settings(cfg)
+    unit = "speaker_id" if settings.aggregate == "speaker" else "file_id"
+    manifest = read_prepared_manifest(Path(cfg.data.out_dir))
+    groups = subgroup_table(manifest, list(cfg.evaluate.subgroups.age_bands), unit)
+    test_metrics, decision, per_subgroup = evaluate(module, Path(cfg.features.out_dir), settings, outputs.report_dir, groups)
+    write_json(outputs.subgroup_metrics, per_subgroup)
+    write_json(outputs.threshold_record, decision)
+    figures = sorted(path.name for path in (outputs.report_dir / "figures").glob("*.png"))
+    quarantine, audit = read_json(Path(cfg.data.report_dir) / QUARANTINE_SUMMARY_FILE), read_json(Path(cfg.audit.output))
+    write_text_atomic(outputs.report, render_report(participant_counts(manifest), quarantine, decision, test_metrics, per_subgroup, audit, figures))
+    write_json(outputs.test_metrics, {"threshold": decision, **test_metrics})
     if uses_wandb(cfg):
-        log_test_results(cfg, test_metrics, outputs.report_dir)
-    return test_metrics
+        log_test_results(cfg, {name: metrics for name, metrics in test_metrics.items() if "status" not in metrics}, outputs.report_dir)
+    return {"threshold": decision, **test_metrics}
 
 
 def flatten_metrics(train_summary: dict, test_metrics: dict[str, dict]) -> dict:

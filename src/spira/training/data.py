@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import lightning as L
@@ -9,29 +10,52 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from spira.augment.pipeline import Augmenter
 from spira.data.manifest import read_prepared_manifest
 from spira.features.mfcc import WindowSpec
-from spira.features.store import load_split
+from spira.features.store import has_split, load_split
+
+log = logging.getLogger(__name__)
 
 
 class FeatureWindows(Dataset):
-    """Yields (features, label, file number, window row) per window."""
+    """Yields (features, label, file number, window row) per window.
 
-    def __init__(self, windows: np.ndarray, index: pd.DataFrame):
+    File numbers and rows start at the offsets, so several sets (clean and
+    noisy validation) can be concatenated and still aggregate per file."""
+
+    def __init__(self, windows: np.ndarray, index: pd.DataFrame, file_offset: int = 0, row_offset: int = 0):
         self.windows = windows
         self.labels = index["label"].to_numpy(np.float32)
         # File number within the split: lets per-file aggregation run on tensors.
-        self.file_numbers = pd.factorize(index["file_id"])[0].astype(np.int64)
+        self.file_numbers = pd.factorize(index["file_id"])[0].astype(np.int64) + file_offset
+        self.row_offset = row_offset
 
     def __len__(self) -> int:
         return self.windows.shape[0]
 
     def __getitem__(self, row: int):
         features = torch.from_numpy(np.array(self.windows[row], dtype=np.float32))
-        return features, torch.tensor(self.labels[row]), torch.tensor(self.file_numbers[row]), torch.tensor(row)
+        return features, torch.tensor(self.labels[row]), torch.tensor(self.file_numbers[row]), torch.tensor(row + self.row_offset)
+
+
+def validation_windows(features_dir: Path, sets: list[str]) -> Dataset:
+    """The featurized validation sets (clean `val`, noisy `val_noisy`) as one dataset; a
+    set featurize did not write (no noise recordings) is left out, and the log says so."""
+    parts: list[FeatureWindows] = []
+    for name in sets:
+        if not has_split(features_dir, name):
+            log.warning("validation set %s was not featurized (no noise recordings?): model selection uses %s only", name, [s for s in sets if has_split(features_dir, s)])
+            continue
+        windows, index = load_split(features_dir, name)
+        files = int(parts[-1].file_numbers.max()) + 1 if parts and len(parts[-1]) else 0
+        rows = sum(len(part) for part in parts)
+        parts.append(FeatureWindows(windows, index, file_offset=files, row_offset=rows))
+    if not parts:
+        raise ValueError(f"{features_dir}: none of the validation sets {sets} was featurized")
+    return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
 
 class AugmentedWaveformWindows(Dataset):
@@ -80,7 +104,8 @@ class AugmentedWaveformWindows(Dataset):
 class FeatureDataModule(L.LightningDataModule):
     """Train/val batches from featurize's output; with `audio_windows` (on-the-fly
     augmentation), training windows are sliced from the prepared audio instead and
-    augmented per window by `augmenter` (if any) and per batch by the module."""
+    augmented per window by `augmenter` (if any) and per batch by the module.
+    Validation covers `validation_sets` together (model selection sees clean and noisy audio)."""
 
     def __init__(
         self,
@@ -91,6 +116,7 @@ class FeatureDataModule(L.LightningDataModule):
         prepared_dir: str | Path | None = None,
         spec: WindowSpec | None = None,
         audio_windows: bool = False,
+        validation_sets: list[str] | tuple[str, ...] = ("val",),
     ):
         super().__init__()
         self.audio_windows = audio_windows or augmenter is not None
@@ -102,11 +128,12 @@ class FeatureDataModule(L.LightningDataModule):
         self.augmenter = augmenter
         self.prepared_dir = Path(prepared_dir) if prepared_dir is not None else None
         self.spec = spec
+        self.validation_sets = list(validation_sets)
         self.datasets: dict[str, Dataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
         if "val" not in self.datasets:
-            self.datasets["val"] = FeatureWindows(*load_split(self.features_dir, "val"))
+            self.datasets["val"] = validation_windows(self.features_dir, self.validation_sets)
         if "train" not in self.datasets:
             windows, index = load_split(self.features_dir, "train")
             if not self.audio_windows:

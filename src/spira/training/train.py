@@ -12,7 +12,7 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from spira.augment.pipeline import build_augmenter, build_batch_noise, load_noise_clips
+from spira.augment.pipeline import build_augmenter, build_batch_noise, training_noise_clips
 from spira.features.mfcc import window_spec
 from spira.features.store import load_normalization
 from spira.safety import replace_folder
@@ -83,7 +83,7 @@ def fit(cfg: DictConfig) -> dict:
     spec = window_spec(cfg.features)
     prepared_dir = Path(cfg.data.out_dir)
     augmenter = build_augmenter(cfg.augment, prepared_dir, spec.sample_rate)
-    module.batch_noise = build_batch_noise(cfg.augment, load_noise_clips(prepared_dir), spec.window_samples)
+    module.batch_noise = build_batch_noise(cfg.augment, training_noise_clips(cfg.augment, prepared_dir), spec.window_samples)
     datamodule = FeatureDataModule(
         cfg.features.out_dir,
         int(cfg.train.batch_size),
@@ -92,6 +92,7 @@ def fit(cfg: DictConfig) -> dict:
         prepared_dir,
         spec,
         audio_windows=module.batch_noise is not None,
+        validation_sets=list(cfg.train.validation_sets),
     )
     callbacks = {name: instantiate(conf) for name, conf in cfg.callbacks.items()}
     loggers = instantiate_loggers(cfg)

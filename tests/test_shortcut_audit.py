@@ -1,0 +1,55 @@
+"""The shortcut audit flags a planted confound, leaves a balanced control alone, and measures the noise floor."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from spira.audit.shortcuts import audit_shortcuts, signal_properties
+
+
+def _cohort(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    speakers = np.repeat(np.arange(40), 3)
+    labels = (speakers % 2).astype(int)
+    table = pd.DataFrame(
+        {
+            # Planted: patients were recorded in a noisier room.
+            "noise_floor": -60 + 12 * labels + rng.normal(0, 3, labels.size),
+            # Balanced controls: the same for both classes.
+            "duration": rng.uniform(3, 9, labels.size),
+            "sample_rate": rng.choice([16000, 44100], labels.size),
+            "source": ["hospital"] * labels.size,
+        }
+    )
+    return table, labels, speakers.astype(str)
+
+
+def test_a_planted_confound_is_flagged_and_balanced_properties_are_not():
+    table, labels, speakers = _cohort()
+    result = audit_shortcuts(table, labels, speakers, warn_auroc=0.7, folds=5, seed=0)
+    assert result["properties"]["noise_floor"]["auroc"] >= 0.95 and result["properties"]["noise_floor"]["flagged"]
+    assert abs(result["properties"]["duration"]["auroc"] - 0.5) < 0.2 and not result["properties"]["duration"]["flagged"]
+    assert abs(result["properties"]["sample_rate"]["auroc"] - 0.5) < 0.2 and not result["properties"]["sample_rate"]["flagged"]
+    # One source for everyone: nothing to learn from, said as such rather than as 0.5.
+    assert result["properties"]["source"] == {"auroc": None, "flagged": False}
+    assert result["combined"]["flagged"] and result["flagged"] == ["noise_floor", "combined"]
+    assert result["files"] == 120
+
+
+def test_without_the_confound_nothing_is_flagged():
+    table, labels, speakers = _cohort(seed=1)
+    table = table.drop(columns="noise_floor")
+    result = audit_shortcuts(table, labels, speakers, warn_auroc=0.7, folds=5, seed=0)
+    assert result["flagged"] == []
+
+
+def test_signal_properties_on_a_known_signal():
+    rate = 16000
+    rng = np.random.default_rng(0)
+    pause = 0.001 * np.sign(rng.standard_normal(rate))  # RMS 1e-3: -60 dB
+    tone = np.sin(2 * np.pi * 200 * np.arange(rate) / rate)  # RMS 1/sqrt(2): -3 dB
+    properties = signal_properties(np.concatenate([pause, tone]), rate)
+    assert properties["noise_floor"] == pytest.approx(-60.0, abs=0.01)
+    assert properties["loudness"] == pytest.approx(10 * np.log10((1e-6 + 0.5) / 2), abs=0.01)
+    clipped = np.clip(tone * 2, -1, 1)
+    assert signal_properties(clipped, rate)["clipping"] > 0.5 > signal_properties(tone, rate)["clipping"]
