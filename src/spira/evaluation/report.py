@@ -14,7 +14,6 @@ import math
 
 import pandas as pd
 
-from spira.evaluation.bootstrap import INTERVAL_METRICS
 
 METRIC_LABELS = {
     "auroc": "AUROC",

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from spira.data.manifest import read_prepared_manifest
 from spira.data.validate import AUDIO_EXTENSIONS
-from spira.pipeline.model import STAGE_OUTPUTS
+from spira.pipeline.model import STAGE_OUTPUTS, RunOutputs, evaluated_decision
 from spira.serving.card import model_card
 from spira.serving.contract import CARD_FILE, MODEL_FILE, write_contract
 from spira.serving.export import build_contract, export_onnx
@@ -25,12 +25,16 @@ from spira.training.checkpoint import load_module
 from spira.training.train import checkpoint_path
 
 
-def decision_threshold(cfg: DictConfig) -> tuple[float, str]:
-    """The per-file threshold the evaluation used and how it was set."""
-    threshold = cfg.evaluate.threshold
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
-        raise ValueError(f"evaluate.threshold is {threshold!r}: export needs a number")
-    return float(threshold), "fixed in the config (evaluate.threshold), not tuned on data"
+def decision_threshold(test_metrics_path: Path) -> tuple[float, str]:
+    """The per-file threshold the evaluation applied and how it was chosen."""
+    decision = evaluated_decision(RunOutputs(STAGE_OUTPUTS.train_metrics, test_metrics_path, STAGE_OUTPUTS.report_dir))
+    if decision.get("validation_sensitivity") is None:
+        return float(decision["threshold"]), f"fixed in the config (evaluate.threshold={decision['rule']}), not tuned on data"
+    return float(decision["threshold"]), (
+        f"chosen by the rule {decision['rule']} on {decision['validation_files']} validation {decision['aggregate']}s "
+        f"({', '.join(decision['validation_sets'])}): validation sensitivity {decision['validation_sensitivity']}, "
+        f"specificity {decision['validation_specificity']}"
+    )
 
 
 def accepted_input(data: DictConfig) -> dict[str, Any]:
@@ -59,7 +63,7 @@ def export_model(cfg: DictConfig, test_metrics_path: Path = STAGE_OUTPUTS.test_m
     out_dir = replace_folder(cfg.export.out_dir, "export.out_dir", inputs)
     num_frames, num_features = int(hparams.net["num_frames"]), int(hparams.net["num_features"])
     sha256 = export_onnx(module.net, num_frames, num_features, out_dir / MODEL_FILE)
-    threshold, rule = decision_threshold(cfg)
+    threshold, rule = decision_threshold(test_metrics_path)
     features = OmegaConf.to_container(hparams.features, resolve=True) if isinstance(hparams.features, DictConfig) else dict(hparams.features)
     contract = build_contract(
         model_name=str(hparams.net["_target_"]).rsplit(".", 1)[-1],

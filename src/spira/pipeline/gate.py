@@ -15,8 +15,9 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from spira.evaluation.evaluate import TEST_SETS, evaluate_split
-from spira.pipeline.model import write_json
+from spira.evaluation.evaluate import TEST_SETS, predict_files
+from spira.metrics import binary_metrics
+from spira.pipeline.model import evaluated_decision, write_json
 from spira.registry.bootstrap import paired_auroc_difference
 from spira.registry.gate import decide, floor_rules, gate_markdown, non_inferiority_rule
 from spira.registry.versions import RegistryError, current_prod, fetch_artifact
@@ -28,14 +29,10 @@ GATE_METRICS = Path("metrics/gate.json")
 GATE_REPORT = Path("reports/gate.md")
 
 
-def decision_threshold(cfg: DictConfig) -> float:
-    """The decision threshold both models are judged at: params `evaluate.threshold`.
-
-    The one place the gate obtains it (switch here to a validation-chosen threshold)."""
-    threshold = cfg.evaluate.threshold
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
-        raise ValueError(f"params.yaml: evaluate.threshold must be a number for the gate, not {threshold!r}")
-    return float(threshold)
+def decision_threshold() -> float:
+    """The threshold both models are judged at: the one evaluate chose for the challenger
+    (metrics/test.json), so the gate judges the decision the model would ship with."""
+    return float(evaluated_decision()["threshold"])
 
 
 def file_md5(path: Path) -> str:
@@ -53,7 +50,12 @@ def score_model(checkpoint: Path, cfg: DictConfig, threshold: float, name: str) 
         raise RegistryError(f"the {name} was trained on other features ({', '.join(changed)} differ from params.yaml's features): "
                             "the gate can only score both models on the same feature files")  # fmt: skip
     features_dir = Path(cfg.features.out_dir)
-    return {name: evaluate_split(module, features_dir, split, threshold, int(cfg.evaluate.batch_size)) for name, split in TEST_SETS.items()}
+    scores = {}
+    for name, split in TEST_SETS.items():
+        predictions = predict_files(module, features_dir, split, int(cfg.evaluate.batch_size))
+        metrics = binary_metrics(predictions["actual"].to_numpy(), predictions["probability"].to_numpy(), threshold)
+        scores[name] = ({key: round(value, 6) if isinstance(value, float) else value for key, value in metrics.items()}, predictions)
+    return scores
 
 
 def model_figures(scores: dict[str, tuple[dict, pd.DataFrame]]) -> dict[str, dict]:
@@ -63,7 +65,7 @@ def model_figures(scores: dict[str, tuple[dict, pd.DataFrame]]) -> dict[str, dic
 def run_gate(cfg: DictConfig, repo: Path = Path(".")) -> dict:
     """Decide whether this run's model may replace the one in `prod`; write the decision and its figures."""
     gate = cfg.gate
-    threshold = decision_threshold(cfg)
+    threshold = decision_threshold()
     challenger_checkpoint = checkpoint_path(cfg)
     challenger_scores = score_model(challenger_checkpoint, cfg, threshold, "challenger")
     challenger = {
