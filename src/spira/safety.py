@@ -72,6 +72,7 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     fsynced and renamed onto `path` in one step. On an error it is removed, and
     `path` keeps its old content (or stays absent): never half a file."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = partial_name(path)
     try:
         yield temporary

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from spira.data.manifest import read_prepared_manifest
 from spira.data.validate import AUDIO_EXTENSIONS
-from spira.pipeline.model import STAGE_OUTPUTS, RunOutputs, evaluated_decision
+from spira.pipeline.model import STAGE_OUTPUTS, evaluated_decision
 from spira.serving.card import model_card
 from spira.serving.contract import CARD_FILE, MODEL_FILE, write_contract
 from spira.serving.export import build_contract, export_onnx
@@ -27,7 +27,7 @@ from spira.training.train import checkpoint_path
 
 def decision_threshold(test_metrics_path: Path) -> tuple[float, str]:
     """The per-file threshold the evaluation applied and how it was chosen."""
-    decision = evaluated_decision(RunOutputs(STAGE_OUTPUTS.train_metrics, test_metrics_path, STAGE_OUTPUTS.report_dir))
+    decision = evaluated_decision(test_metrics_path)
     if decision.get("validation_sensitivity") is None:
         return float(decision["threshold"]), f"fixed in the config (evaluate.threshold={decision['rule']}), not tuned on data"
     return float(decision["threshold"]), (
