@@ -77,8 +77,8 @@ def gate_markdown(result: dict) -> str:
     lines += ["", "| test set | figure | challenger | champion |", "|---|---|---|---|"]
     for test_set in ("test_clean", "test_noisy"):
         for metric in ("auroc", "sensitivity", "specificity", "balanced_accuracy", "n_files"):
-            theirs = format_value(champion[test_set][metric]) if champion else "-"
-            lines.append(f"| {test_set} | {metric} | {format_value(challenger[test_set][metric])} | {theirs} |")
+            theirs = format_value(champion[test_set].get(metric)) if champion else "-"
+            lines.append(f"| {test_set} | {metric} | {format_value(challenger[test_set].get(metric))} | {theirs} |")
     if result["non_inferiority"]:
         ni = result["non_inferiority"]
         lines += [
