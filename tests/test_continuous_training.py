@@ -87,6 +87,10 @@ def test_three_data_drops_gate_promote_remote_rollback(tmp_path: Path):
     for name, value in SMOKE_FLOORS.items():
         text = text.replace(f"  {name}: ", f"  {name}: {value}  # was ", 1)
     gate_conf.write_text(text)
+    # SPIRA's fixed 0.5 decision threshold (the floors above are set for it), not one chosen on validation.
+    config = repo / "conf/config.yaml"
+    assert "  threshold: youden" in config.read_text(), "conf/config.yaml no longer has the evaluate.threshold default"
+    config.write_text(config.read_text().replace("  threshold: youden", "  threshold: 0.5", 1))
 
     # The team's DVC remote, set up before the first promotion (a version's tag reads the remote of its commit).
     run(["dvc", "remote", "add", "-d", "team", str(tmp_path / "remote")], repo)

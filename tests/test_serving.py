@@ -77,9 +77,11 @@ def test_export_writes_contract_onnx_and_card(exported_repo: Path):
     assert features["db"]["top_db"] == 80.0
     assert len(contract["normalization"]["mean"]) == len(contract["normalization"]["std"]) == params.features.n_mfcc
     assert contract["class_names"] == ["control", "patient"]
-    assert contract["decision"]["threshold"] == params.evaluate.threshold
+    # The threshold evaluate chose on validation (evaluate.threshold is a rule, `youden`).
+    chosen = json.loads((exported_repo / "metrics/test.json").read_text())["threshold"]
+    assert contract["decision"]["threshold"] == chosen["threshold"] and chosen["rule"] == params.evaluate.threshold
     margin = params.export.inconclusive_margin
-    assert contract["decision"]["inconclusive_band"] == pytest.approx([params.evaluate.threshold - margin, params.evaluate.threshold + margin])
+    assert contract["decision"]["inconclusive_band"] == pytest.approx([chosen["threshold"] - margin, chosen["threshold"] + margin])
     assert len(contract["provenance"]["git_commit"]) == 40 and contract["provenance"]["data_version"].endswith(".dir")
 
     graph = onnx.load(str(export / "model.onnx"))
@@ -197,7 +199,7 @@ def test_spira_serve_over_http(exported_repo: Path, tmp_path: Path):
     port = free_port()
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "TMPDIR": str(uploads_tmp)}
     server = subprocess.Popen(
-        ["spira", "serve", "--port", str(port), "--max-upload-mb", "1"],
+        ["spira", "serve", "--port", str(port), "--max-upload-mb", "4"],
         cwd=exported_repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -229,7 +231,7 @@ def test_spira_serve_over_http(exported_repo: Path, tmp_path: Path):
             refused = httpx.post(f"{base}/predict", files={"file": (bad[reason].name, bad[reason].read_bytes())}, timeout=60)
             assert refused.status_code == 422 and refused.json()["reason"] == reason
         assert httpx.post(f"{base}/predict", files={"other": ("x.wav", b"RIFF")}, timeout=10).status_code == 400
-        too_big = httpx.post(f"{base}/predict", files={"file": ("big.wav", io.BytesIO(bytes(2 * 1024 * 1024)))}, timeout=10)
+        too_big = httpx.post(f"{base}/predict", files={"file": ("big.wav", io.BytesIO(bytes(5 * 1024 * 1024)))}, timeout=10)
         assert too_big.status_code == 413
         # No upload left on disk (onnxruntime keeps a 51-byte session counter, `.ses`, there).
         assert [path.name for path in uploads_tmp.rglob("*") if path.name != ".ses"] == []
