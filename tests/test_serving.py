@@ -95,8 +95,13 @@ def test_export_writes_contract_onnx_and_card(exported_repo: Path):
     train = manifest[manifest["split"] == "train"]
     assert "not a diagnosis" in card and "synthetic speech" in card
     assert f"| train | {len(train)} | {train['speaker_id'].nunique()} | {(train['label'] == 0).sum()} | {(train['label'] == 1).sum()} |" in card
-    assert f"| auroc | {test_metrics['test_clean']['auroc']:.3f} | {test_metrics['test_noisy']['auroc']:.3f} |" in card
-    assert f"Threshold {params.evaluate.threshold:g} (fixed in the config" in card
+    clean, noisy = test_metrics["test_clean"], test_metrics["test_noisy"]
+    assert (
+        f"| auroc | {clean['auroc']:.3f} [{clean['auroc_ci_low']:.3f}, {clean['auroc_ci_high']:.3f}] "
+        f"| {noisy['auroc']:.3f} [{noisy['auroc_ci_low']:.3f}, {noisy['auroc_ci_high']:.3f}] |"
+    ) in card
+    assert "| metric | test_clean | test_noisy |" in card  # the threshold record is not a test set
+    assert f"Threshold {test_metrics['threshold']['threshold']:g} (chosen by the rule {params.evaluate.threshold} on" in card
 
 
 def test_onnx_matches_the_checkpoint_on_the_test_windows(exported_repo: Path):

@@ -80,7 +80,8 @@ def export_model(cfg: DictConfig, test_metrics_path: Path = STAGE_OUTPUTS.test_m
     )
     write_contract(out_dir, contract)
     manifest = read_prepared_manifest(Path(cfg.data.out_dir))
-    test_metrics = json.loads(Path(test_metrics_path).read_text())
+    # The test sets' metrics; the threshold record is in the contract and the card's own line.
+    test_metrics = {name: values for name, values in json.loads(Path(test_metrics_path).read_text()).items() if name != "threshold"}
     demo_data = Path(str(cfg.data.root)).resolve() == Path(str(cfg.demo_cohort.out_dir)).resolve()
     (out_dir / CARD_FILE).write_text(model_card(contract, test_metrics, manifest, demo_data))
     return contract
