@@ -10,7 +10,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Nothing leaves the machine unless the user opts in.
 export WANDB_MODE ?= offline
 
-.PHONY: install lock params repro exp-show ct test clean
+.PHONY: install lock params repro exp-show ct verify test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,12 @@ ct: params
 	@if grep -q '"decision": "pass"' metrics/gate.json; then $(BIN)/spira promote; \
 	else echo "gate refused the challenger: see reports/gate.md; prod unchanged"; fi
 	@if [ -n "$$($(BIN)/dvc remote list)" ]; then $(BIN)/dvc push; else echo "no DVC remote configured: nothing pushed"; fi
+
+# Rerun the committed pipeline from scratch in a scratch clone and compare every
+# metric with the committed one: identical on the machine that made them, within
+# a tolerance elsewhere (README "Reliability").
+verify: install
+	$(BIN)/spira verify
 
 test: install
 	$(BIN)/python -m pytest

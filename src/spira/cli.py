@@ -7,6 +7,7 @@
     spira promote [--force --reason T]  register HEAD's model and assign it prod when its gate passed
     spira rollback --reason TEXT        assign prod to the previous promoted version
     spira models                        versions, stage, date, data version, test figures; prod's history
+    spira verify [--tolerance T]        rerun HEAD from scratch in a scratch clone, compare every metric
 
 The DVC stages have entry points of their own (`python -m spira.stages.<stage>`),
 and the Hydra sweeps theirs (`python -m spira.train`); this command is for the
@@ -134,6 +135,42 @@ def models_command(args: argparse.Namespace) -> None:
         print(f"  #{number:<3} {date[:16].replace('T', ' ')}  {version:<8} {message}")
 
 
+def machine_line(result) -> str:
+    """Which comparison `spira verify` applied, and why."""
+    machine = result.this_machine
+    here = f"{machine['cpu']}, {' '.join(machine['cpu_kernel_flags']) or 'no listed kernel flags'}, torch {machine['torch']}, {machine['torch_threads']} threads"
+    if result.committed_machine is None:
+        return f"no machine record committed (reports/machine.json): numbers must agree within ±{result.tolerance:g}"
+    if result.exact:
+        return f"same machine as the committed run ({here}): every value must be identical"
+    changed = sorted(key for key in result.committed_machine.keys() | machine.keys() if result.committed_machine.get(key) != machine.get(key))
+    return f"another machine than the committed run (differs in {', '.join(changed)}; here: {here}): numbers must agree within ±{result.tolerance:g}"
+
+
+def verify_command(args: argparse.Namespace) -> None:
+    from spira.pipeline.verify import VerifyError, verify
+
+    try:
+        result = verify(Path("."), args.tolerance, Path(args.workdir) if args.workdir else None, args.keep)
+    except VerifyError as error:
+        sys.exit(f"spira verify: {error}")
+    print(machine_line(result))
+    for item in result.files:
+        if not item.differences:
+            agreement = "identical" if item.largest_gap == 0 else f"within ±{result.tolerance:g} (largest gap {item.largest_gap:.6g})"
+            print(f"  {item.path}: {item.metrics} values {agreement}")
+            continue
+        print(f"  {item.path}: {len(item.differences)} of {item.metrics} values differ:")
+        for difference in item.differences:
+            gap = f" (gap {difference.gap:.6g})" if difference.gap is not None else ""
+            print(f"    {difference.key.partition(':')[2]}: committed {difference.committed!r}, rerun {difference.rerun!r}{gap}")
+    compared = sum(item.metrics for item in result.files)
+    if not result.passed:
+        sys.exit(f"NOT reproduced: commit {result.commit}'s metrics differ from a rerun from scratch (above)")
+    print(f"reproduced: {compared} values in {len(result.files)} metrics files of commit {result.commit} "
+          + ("identical" if result.exact else f"within ±{result.tolerance:g}"))  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     from spira.augment.calibrate import LABELS
     from spira.data.splits import SPLITS
@@ -211,6 +248,19 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
     rollback.add_argument("--reason", required=True, help="why: recorded in the tag")
     rollback.set_defaults(handler=rollback_command)
+
+    verify = commands.add_parser(
+        "verify",
+        help="rerun the committed pipeline from scratch and compare every metric",
+        description="Clone HEAD into a scratch folder, rerun every stage there (dvc repro --force --no-run-cache) and "
+        "compare every metric DVC tracks with the committed one: identical on the machine that trained the committed "
+        "model (reports/machine.json), within --tolerance elsewhere. Exit status 1 when they differ.",
+    )
+    verify.add_argument("--tolerance", type=float, default=0.02,
+                        help="largest absolute difference accepted on another machine (default: 0.02)")  # fmt: skip
+    verify.add_argument("--workdir", help="folder for the scratch clone (default: the system's temporary folder)")
+    verify.add_argument("--keep", action="store_true", help="keep the scratch clone to inspect it")
+    verify.set_defaults(handler=verify_command)
 
     models = commands.add_parser("models", help="list the registered versions and the history of prod")
     models.add_argument("--params", default="params.yaml", help=PARAMS_HELP)

@@ -18,6 +18,7 @@ from spira.data.quarantine import QUARANTINE_SUMMARY_FILE
 from spira.evaluation.evaluate import EvaluationSettings, evaluate
 from spira.evaluation.report import participant_counts, render_report
 from spira.evaluation.subgroups import subgroup_table
+from spira.reproducibility import machine_record
 from spira.safety import write_text_atomic
 from spira.tracking import log_test_results, uses_wandb
 from spira.training.checkpoint import load_module
@@ -32,6 +33,8 @@ class RunOutputs:
     test_metrics: Path
     report_dir: Path
     subgroup_metrics: Path
+    # The machine that trained: `spira verify` compares exactly on it, within a tolerance elsewhere.
+    machine_record: Path
 
     @property
     def threshold_record(self) -> Path:
@@ -49,6 +52,7 @@ STAGE_OUTPUTS = RunOutputs(
     test_metrics=Path("metrics/test.json"),
     report_dir=Path("eval"),
     subgroup_metrics=Path("metrics/subgroups.json"),
+    machine_record=Path("reports/machine.json"),
 )
 
 
@@ -59,6 +63,7 @@ def run_outputs(run_dir: Path) -> RunOutputs:
         test_metrics=run_dir / "test_metrics.json",
         report_dir=run_dir / "eval",
         subgroup_metrics=run_dir / "subgroup_metrics.json",
+        machine_record=run_dir / "machine.json",
     )
 
 
@@ -80,6 +85,7 @@ def fit_model(cfg: DictConfig, outputs: RunOutputs = STAGE_OUTPUTS) -> dict:
     summary = fit(cfg)
     if summary:
         write_json(outputs.train_metrics, summary)
+        write_json(outputs.machine_record, machine_record(str(cfg.trainer.accelerator)))
     return summary
 
 
