@@ -74,8 +74,9 @@ def test_tolerance_mode_on_real_metrics_flags_only_what_moved_beyond_it(smoke_pi
 
 
 def test_verify_reruns_the_committed_pipeline_and_finds_every_metric_identical(smoke_pipeline: PipelineRun, tmp_path: Path):
-    """The smoke pipeline's results, committed, then `spira verify`: a rerun from scratch on this
-    machine gives every metric exactly (the machine record matches), and the scratch clone is gone."""
+    """The smoke pipeline's results, committed, then `spira verify`: a rerun of every stage from
+    scratch on this machine gives every metric exactly (the machine record matches), and the
+    metrics files and predictions byte for byte (determinism on CPU)."""
     repo = tmp_path / "repo"
     run(["git", "clone", "--quiet", str(smoke_pipeline.repo), str(repo)], tmp_path)
     for name in COMMITTED_OUTPUTS:
@@ -90,14 +91,30 @@ def test_verify_reruns_the_committed_pipeline_and_finds_every_metric_identical(s
 
     workdir = tmp_path / "scratch"
     workdir.mkdir()
-    result = run(["spira", "verify", "--workdir", str(workdir)], repo)
+    result = run(["spira", "verify", "--workdir", str(workdir), "--keep"], repo)
     assert "same machine as the committed run" in result.stdout
-    for name in ("metrics/train.json", "metrics/test.json", "metrics/audit.json", "metrics/gate.json", "metrics/subgroups.json"):
-        assert f"  {name}: " in result.stdout and f"{name}: " in result.stdout
     lines = [line for line in result.stdout.splitlines() if line.startswith("  metrics/")]
-    assert lines and all(line.endswith("values identical") for line in lines), result.stdout
+    assert {line.split(":")[0].strip() for line in lines} == {
+        "metrics/train.json", "metrics/test.json", "metrics/audit.json", "metrics/gate.json", "metrics/subgroups.json"}  # fmt: skip
+    assert all(line.endswith("values identical") for line in lines), result.stdout
     compared = sum(int(line.split(": ")[1].split()[0]) for line in lines)
     assert compared > committed_values
-    assert result.stdout.strip().splitlines()[-1].startswith(f"reproduced: {compared} values in {len(lines)} metrics files")
-    assert list(workdir.iterdir()) == []
+    assert result.stdout.strip().splitlines()[-1].startswith(f"reproduced: {compared} values in 5 metrics files")
+    (scratch,) = workdir.iterdir()
+    for path in ("metrics/test.json", "metrics/train.json", "eval/predictions_test_clean.csv", "eval/predictions_test_noisy.csv"):
+        assert (scratch / "repo" / path).read_bytes() == (repo / path).read_bytes(), path
     assert run(["git", "status", "--porcelain"], repo).stdout == ""
+
+
+def test_verify_without_committed_metrics_says_so_and_leaves_no_scratch_clone(tmp_path: Path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    run(["git", "init", "-q"], repo)
+    run(["dvc", "init", "-q"], repo)
+    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.org", "commit", "-qm", "empty"], repo)
+    workdir = tmp_path / "scratch"
+    workdir.mkdir()
+    result = run(["spira", "verify", "--workdir", str(workdir)], repo, check=False)
+    assert result.returncode == 1
+    assert "holds no metrics to compare: run `dvc repro` and commit dvc.lock and metrics/ first" in result.stderr
+    assert list(workdir.iterdir()) == []
