@@ -24,6 +24,7 @@ import pytest
 import soundfile as sf
 
 from conftest import REPO_ROOT
+from spira.augment.pipeline import NoNoiseError, load_noise_clips
 from spira.config import compose_params
 from spira.data.privacy import salted_id
 from spira.data.quarantine import QUARANTINE_FILE, QUARANTINE_SUMMARY_FILE
@@ -283,3 +284,18 @@ def test_prepare_into_a_read_only_folder_fails_with_one_line_and_leaves_the_prev
     assert sorted(path.name for path in (tmp_path / "locked").iterdir()) == ["prepared"]
     assert (tmp_path / "locked" / "prepared" / "manifest.csv").read_text() == "the previous run's manifest\n"
     assert not (tmp_path / "quarantine").exists()
+
+
+def test_a_prepared_noise_file_emptied_since_prepare_is_refused_with_its_name(tmp_path):
+    (tmp_path / "noise").mkdir()
+    sf.write(tmp_path / "noise" / "n1.wav", tone(1, 2.0), RATE, subtype="FLOAT")
+    sf.write(tmp_path / "noise" / "n2.wav", np.zeros(0, dtype=np.float32), RATE, subtype="FLOAT")
+    (tmp_path / "noise" / "n3.wav").write_bytes(b"")
+    pd.DataFrame({"noise_id": ["n1", "n2"], "path": ["noise/n1.wav", "noise/n2.wav"], "n_samples": [32000, 0], "split": ["shared"] * 2}).to_csv(
+        tmp_path / "noise_manifest.csv", index=False
+    )
+    with pytest.raises(NoNoiseError, match=rf"^{tmp_path / 'noise' / 'n2.wav'}: prepared ward-noise recording is empty \(0 samples\)"):
+        load_noise_clips(tmp_path, "train")
+    (tmp_path / "noise_manifest.csv").write_text("noise_id,path,n_samples,split\nn3,noise/n3.wav,0,shared\n")
+    with pytest.raises(NoNoiseError, match=rf"^{tmp_path / 'noise' / 'n3.wav'}: prepared ward-noise recording cannot be read"):
+        load_noise_clips(tmp_path, "train")
