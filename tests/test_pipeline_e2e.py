@@ -62,6 +62,9 @@ def test_dvc_repro_end_to_end(smoke_pipeline: PipelineRun):
     # The shortcut audit flags the demo's ward confound: patients' pauses are noisier.
     audit = json.loads((tiny_repo / "metrics/audit.json").read_text())
     assert "noise_floor" in audit["flagged"] and audit["properties"]["noise_floor"]["auroc"] >= 0.8
+    # The demo writes WAV only: one format subgroup, and a format the audit calls constant.
+    assert audit["properties"]["format"] == {"auroc": None, "flagged": False}
+    assert list(subgroups["format"]) == ["WAV"] and subgroups["format"]["WAV"]["n_files"] == metrics["n_files"]
     # The noise recordings are split by recording: training, validation and test noise are disjoint.
     noise = pd.read_csv(tiny_repo / "data/prepared/noise_manifest.csv")
     assert sorted(noise["split"]) == ["test", "train", "val"]

@@ -126,6 +126,7 @@ def manifest_frame(entries: list[Entry], sample_rate: int) -> pd.DataFrame:
             "duration_seconds": round(e.result.n_samples / sample_rate, 4),
             "source_sample_rate": e.result.source_rate,
             "source_channels": e.result.channels,
+            "source_format": e.result.source_format,
             "sex": e.sex,
             "age": e.age,
             "severity": e.severity,

@@ -103,6 +103,7 @@ class FileResult:
     n_samples: int = 0
     source_rate: int = 0
     channels: int = 0
+    source_format: str = ""  # the container as soundfile names it: WAV, FLAC, OGG, MP3, AIFF, RF64, ...
     content_hash: str = ""
     clipped_fraction: float = 0.0
 
@@ -247,7 +248,7 @@ def decode_and_check(source: str, shown_path: str, check: FileCheck) -> tuple[Fi
         decoded = decode_audio(source, check.target_rate, check.clip_level, check.block_frames)
     except Exception as error:
         return FileResult("corrupt_audio", f"{shown_path}: decoding failed ({_decoder_message(error, source)})"), None
-    described = {"source_rate": decoded.source_rate, "channels": decoded.channels}
+    described = {"source_rate": decoded.source_rate, "channels": decoded.channels, "source_format": info.format}
     if not decoded.all_finite:
         return FileResult("non_finite_samples", f"{shown_path}: contains NaN or infinite samples", **described), None
     # MP3 headers only estimate the length, so only other formats are held to it.
