@@ -166,7 +166,7 @@ def write_prepared(tmp_path: Path, files: list[tuple[str, int, str, np.ndarray]]
         rows.append({
             "file_id": file_id, "path": f"audio/{file_id}.wav", "label": label, "speaker_id": speaker_id, "split": split,
             "n_samples": samples.size, "duration_seconds": round(samples.size / RATE, 4), "source_sample_rate": 44100,
-            "source_channels": 1, "sex": "F", "age": 60.0, "severity": np.nan, "source_id": "",
+            "source_channels": 1, "source_format": "WAV", "sex": "F", "age": 60.0, "severity": np.nan, "source_id": "",
         })  # fmt: skip
     pd.DataFrame.from_records(rows, columns=MANIFEST_COLUMNS).to_csv(prepared / "manifest.csv", index=False)
     params = tmp_path / "params.yaml"

@@ -177,6 +177,27 @@ def test_age_bands_and_subgroups_with_counts_only_below_the_minimum():
     assert speakers.loc["s6", "sex"] == "M" and len(speakers) == 7
 
 
+def test_the_file_format_gives_one_subgroup_per_format():
+    manifest = pd.DataFrame(
+        {
+            "file_id": [f"f{i}" for i in range(24)],
+            "speaker_id": [f"s{i // 2}" for i in range(24)],
+            "source_format": ["FLAC"] * 12 + ["WAV"] * 12,
+        }
+    )
+    units = pd.DataFrame({"file_id": manifest["file_id"], "speaker_id": manifest["speaker_id"], "actual": [1, 1, 0, 0] * 6,
+                          "probability": [0.9, 0.8, 0.2, 0.3] * 3 + [0.6, 0.4, 0.7, 0.1] * 3})
+    settings = EvaluationSettings(threshold=0.5, batch_size=1, resamples=200)
+    report = subgroup_metrics(units, subgroup_table(manifest, [40, 60]), 10, partial(interval_metrics, threshold=0.5, settings=settings))
+    assert sorted(report["format"]) == ["FLAC", "WAV"]
+    assert (report["format"]["FLAC"]["n_files"], report["format"]["FLAC"]["accuracy"]) == (12, 1.0)
+    assert (report["format"]["WAV"]["n_files"], report["format"]["WAV"]["accuracy"]) == (12, 0.5)
+    # One format everywhere (the demo writes WAV only): a single subgroup holding every file.
+    single = subgroup_metrics(units, subgroup_table(manifest.assign(source_format="WAV"), [40, 60]), 10,
+                              partial(interval_metrics, threshold=0.5, settings=settings))  # fmt: skip
+    assert list(single["format"]) == ["WAV"] and single["format"]["WAV"]["n_files"] == 24
+
+
 def test_report_states_the_threshold_intervals_and_a_skipped_noisy_test():
     manifest = pd.DataFrame({"split": ["train", "train", "test", "test"], "label": [1, 0, 1, 0], "speaker_id": list("abcd")})
     units = pd.DataFrame({"speaker_id": list("aabbccdd"), "actual": [1, 1, 0, 0, 1, 1, 0, 0], "probability": [0.9, 0.45, 0.2, 0.3, 0.8, 0.7, 0.42, 0.1]})

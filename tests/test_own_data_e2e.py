@@ -91,6 +91,12 @@ def test_generic_csv_folder_of_mixed_formats_end_to_end(tiny_repo: Path, tmp_pat
     manifest = pd.read_csv(tiny_repo / "data/prepared/manifest.csv", dtype={"file_id": str, "speaker_id": str})
     assert len(manifest) == 24
     assert sorted(manifest["source_sample_rate"].unique()) == [8000, 22050, 32000, 44100, 48000]
+    assert sorted(manifest["source_format"].unique()) == ["FLAC", "MP3", "OGG", "WAV"]
+    # The format is audited and gives the test set's subgroups.
+    audit = json.loads((tiny_repo / "metrics/audit.json").read_text())
+    assert audit["properties"]["format"]["auroc"] is not None
+    subgroups = json.loads((tiny_repo / "metrics/subgroups.json").read_text())["test_clean"]
+    assert sorted(subgroups["format"]) == sorted(manifest.loc[manifest["split"] == "test", "source_format"].unique())
     assert manifest.groupby("speaker_id")["split"].nunique().max() == 1
     assert manifest["source_id"].nunique() == 1 and "Observação" not in manifest.columns
     report = pd.read_csv(tiny_repo / "data/quarantine/quarantine.csv")

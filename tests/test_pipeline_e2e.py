@@ -61,6 +61,9 @@ def test_dvc_repro_end_to_end(smoke_pipeline: PipelineRun):
     # The shortcut audit flags the demo's ward confound: patients' pauses are noisier.
     audit = json.loads((tiny_repo / "metrics/audit.json").read_text())
     assert "noise_floor" in audit["flagged"] and audit["properties"]["noise_floor"]["auroc"] >= 0.8
+    # The demo writes WAV and FLAC, drawn regardless of the label: audited, not flagged, and test subgroups per format.
+    assert audit["properties"]["format"]["auroc"] is not None and "format" not in audit["flagged"]
+    assert set(subgroups["format"]) <= {"FLAC", "WAV"} and sum(group["n_files"] for group in subgroups["format"].values()) == metrics["n_files"]
     # The noise recordings are split by recording: training, validation and test noise are disjoint.
     noise = pd.read_csv(tiny_repo / "data/prepared/noise_manifest.csv")
     assert sorted(noise["split"]) == ["test", "train", "val"]

@@ -214,6 +214,7 @@ def test_given_splits_labels_and_columns_are_mapped(prepared):
             assert row["speaker_id"] == salted_id(speaker, SALT)
         assert row["sex"] == "F"
         assert row["source_sample_rate"] == GOOD_WRITES[path][2]
+        assert row["source_format"] == GOOD_WRITES[path][0], path
     assert manifest.groupby("speaker_id")["split"].nunique().max() == 1
     assert (manifest.groupby("split")["label"].nunique() == 2).all()
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spira.audit.shortcuts import audit_shortcuts, signal_properties
+from spira.audit.shortcuts import audit_shortcuts, nuisance_table, signal_properties
 
 
 def _cohort(seed: int = 0):
@@ -41,6 +41,42 @@ def test_without_the_confound_nothing_is_flagged():
     table = table.drop(columns="noise_floor")
     result = audit_shortcuts(table, labels, speakers, warn_auroc=0.7, folds=5, seed=0)
     assert result["flagged"] == []
+
+
+def _manifest(formats: list[str]) -> pd.DataFrame:
+    """A prepared manifest of 40 files (20 speakers, two files each) with the given source formats."""
+    return pd.DataFrame(
+        {
+            "label": [(i // 2) % 2 for i in range(40)],
+            "speaker_id": [f"s{i // 2}" for i in range(40)],
+            "source_id": ["hospital"] * 40,
+            "source_sample_rate": [16000, 44100] * 20,
+            "source_channels": [1] * 40,
+            "source_format": formats,
+            "duration_seconds": np.linspace(2, 6, 40),
+        }
+    )
+
+
+def _recordings(count: int):
+    rng = np.random.default_rng(0)
+    return [(0.1 * rng.standard_normal(1600), 16000) for _ in range(count)]
+
+
+def test_the_file_format_is_an_audited_property_and_one_format_everywhere_is_said_to_be_constant():
+    # Patients uploaded MP3, controls were recorded as WAV: the format alone gives the label away.
+    manifest = _manifest(["MP3" if (i // 2) % 2 else "WAV" for i in range(40)])
+    table = nuisance_table(manifest, _recordings(40))
+    assert list(table.columns[:5]) == ["source", "sample_rate", "channels", "format", "duration"]
+    result = audit_shortcuts(table, manifest["label"].to_numpy(), manifest["speaker_id"].to_numpy(), warn_auroc=0.7, folds=5, seed=0)
+    assert result["properties"]["format"] == {"auroc": 1.0, "flagged": True}
+    assert "format" in result["flagged"]
+
+    # The demo writes WAV only: nothing to learn from the format, said as such.
+    demo = _manifest(["WAV"] * 40)
+    result = audit_shortcuts(nuisance_table(demo, _recordings(40)), demo["label"].to_numpy(), demo["speaker_id"].to_numpy(), 0.7, 5, 0)
+    assert result["properties"]["format"] == {"auroc": None, "flagged": False}
+    assert "format" not in result["flagged"]
 
 
 def test_signal_properties_on_a_known_signal():

@@ -5,13 +5,17 @@ its output folder; one typo must not delete the recordings, the repository or
 a home folder (`check_output_path`). And a stage killed or failing half-way
 must leave no half-written file or folder under an output's name: files are
 written to a temporary name beside them and renamed (`atomic_file`), folders
-built in a temporary sibling and swapped in (`staged_folder`).
+built in a temporary sibling and swapped in (`staged_folder`). A write that
+fails (full disk, file-size limit, read-only or forbidden folder) ends as one
+OutputWriteError line naming what was written, where, and the free space there.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +23,77 @@ from pathlib import Path
 
 class UnsafeOutputError(ValueError):
     """An output path that would delete inputs or a folder nobody means to replace."""
+
+
+class OutputWriteError(OSError):
+    """An output could not be written; its message is the one line a stage prints."""
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+# Errors that only a write raises; permission errors count when they name the output's own path.
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT})
+PERMISSION_ERRNOS = frozenset({errno.EACCES, errno.EPERM})
+
+
+def byte_size(count: int) -> str:
+    """A byte count for a message: 4.4 TB, 32.0 kB."""
+    for unit, scale in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
+
+
+def free_space(path: Path) -> str:
+    """'12.3 MB free of 1.0 GB' on the file system holding `path` (its nearest existing folder)."""
+    folder = Path(path).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        usage = shutil.disk_usage(folder)
+    except OSError:
+        return "free space unknown"
+    return f"{byte_size(usage.free)} free of {byte_size(usage.total)}"
+
+
+def _within(filename: str, path: Path) -> bool:
+    """Whether `filename` is `path`, inside it, or inside the temporary sibling it is built in."""
+    file = Path(os.path.abspath(filename))
+    return any(file == folder or folder in file.parents for folder in (path, partial_name(path)))
+
+
+def final_location(filename: str | None, path: Path) -> Path:
+    """Where the failed file would have ended: its place under `path`, not the temporary sibling."""
+    if filename is None:
+        return path
+    file, staging = Path(os.path.abspath(filename)), partial_name(path)
+    return path / file.relative_to(staging) if file == staging or staging in file.parents else file
+
+
+def write_failure(error: BaseException, what: str, path: Path) -> OutputWriteError | None:
+    """The OutputWriteError for `error` raised while writing `what` at `path`, or None when
+    `error` is not a failed write there: a bad input keeps its own error, and a write
+    elsewhere is left to the output it belongs to."""
+    if not isinstance(error, OSError) or isinstance(error, OutputWriteError):
+        return None
+    path = Path(path).absolute()
+    # A failed write() names no file; it belongs to the output being built.
+    here = _within(error.filename, path) if error.filename is not None else error.errno in WRITE_ERRNOS
+    if not here or error.errno not in WRITE_ERRNOS | PERMISSION_ERRNOS:
+        return None
+    return OutputWriteError(
+        error.errno,
+        f"cannot write {what} at {final_location(error.filename, path)}: {error.strerror}; {free_space(path)} on that file system. "
+        f"Nothing was written: {path} is as it was",
+    )
+
+
+def raise_write_failure(error: BaseException, what: str, path: Path) -> None:
+    """Raise write_failure(error, ...) from `error` when there is one; the caller re-raises otherwise."""
+    failure = write_failure(error, what, path)
+    if failure is not None:
+        raise failure from error
 
 
 def protected_folders() -> dict[str, Path]:
@@ -46,9 +121,13 @@ def replace_folder(path: str | Path, name: str, inputs: dict[str, str | Path]) -
     """Delete output folder `path` (after check_output_path) and create it empty; returns it."""
     check_output_path(path, name, inputs)
     path = Path(path)
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
+    try:
+        if path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+    except OSError as error:
+        raise_write_failure(error, name, path)
+        raise
     return path
 
 
@@ -72,14 +151,17 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     fsynced and renamed onto `path` in one step. On an error it is removed, and
     `path` keeps its old content (or stays absent): never half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = partial_name(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         yield temporary
         with open(temporary, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, path)
         sync_folder(path.parent)
+    except OSError as error:
+        raise_write_failure(error, path.name, path)
+        raise
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -96,17 +178,33 @@ def staged_folder(path: str | Path, name: str, inputs: dict[str, str | Path]) ->
     killed run left behind are removed first. check_output_path guards `path`."""
     check_output_path(path, name, inputs)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.partial-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    staging = partial_name(path)
-    staging.mkdir()
+    staging, previous = partial_name(path), path.with_name(f".{path.name}.previous-{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in [*path.parent.glob(f".{path.name}.partial-*"), *path.parent.glob(f".{path.name}.previous-*")]:
+            shutil.rmtree(stale, ignore_errors=True)
+        staging.mkdir()
         yield staging
-    except BaseException:
+        # Renames only: the old folder stays whole until the new one has its name.
+        if path.exists():
+            os.replace(path, previous)
+        os.replace(staging, path)
+        sync_folder(path.parent)
+    except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
+        if previous.exists() and not path.exists():
+            os.replace(previous, path)
+        raise_write_failure(error, name, path)
         raise
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(staging, path)
-    sync_folder(path.parent)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+@contextmanager
+def output_errors_exit() -> Iterator[None]:
+    """For a stage: an output that cannot be written (full disk, file-size limit, read-only
+    folder) ends it with OutputWriteError's one line on stderr and exit status 1, not a traceback."""
+    try:
+        yield
+    except OutputWriteError as error:
+        print(f"\nerror: {error}", file=sys.stderr)
+        sys.exit(1)

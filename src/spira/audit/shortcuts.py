@@ -3,8 +3,8 @@
 SPIRA's first models scored 98% by recognising the ward, not the voice. Before
 any training, this measures, per nuisance property and for all of them
 together, the cross-validated AUROC of a logistic regression that predicts the
-label from that property only: recording source, original sample rate and
-channels, duration, loudness, noise floor in the pauses and clipping. Folds
+label from that property only: recording source, original sample rate,
+channels and file format, duration, loudness, noise floor in the pauses and clipping. Folds
 keep each speaker's files together. A property near 0.5 carries no label
 information; one above `warn_auroc` is a shortcut a network can learn instead
 of the voice, and the audit says so.
@@ -24,8 +24,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 # Manifest column -> property name; categorical ones are one-hot encoded.
-MANIFEST_PROPERTIES = {"source_id": "source", "source_sample_rate": "sample_rate", "source_channels": "channels", "duration_seconds": "duration"}
-CATEGORICAL = ("source", "sample_rate", "channels")
+MANIFEST_PROPERTIES = {
+    "source_id": "source", "source_sample_rate": "sample_rate", "source_channels": "channels",
+    "source_format": "format", "duration_seconds": "duration",
+}  # fmt: skip
+CATEGORICAL = ("source", "sample_rate", "channels", "format")
 FRAME_SECONDS = 0.025
 SILENT_DB = -120.0
 

@@ -19,7 +19,7 @@ Augmenter = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 
 
 class NoNoiseError(ValueError):
-    """Ward-noise insertion was asked for, but the prepared data has no noise recordings."""
+    """Ward-noise insertion was asked for, but the prepared data has no (readable) noise recordings."""
 
 
 def load_noise_clips(prepared_dir: Path, split: str) -> list[np.ndarray]:
@@ -30,7 +30,19 @@ def load_noise_clips(prepared_dir: Path, split: str) -> list[np.ndarray]:
     noise = read_noise_manifest(prepared_dir)
     if "split" in noise:
         noise = noise[noise["split"].isin([split, SHARED_NOISE])]
-    return [sf.read(prepared_dir / relative, dtype="float32")[0] for relative in noise["path"]]
+    return [read_noise_clip(prepared_dir / relative) for relative in noise["path"]]
+
+
+def read_noise_clip(path: Path) -> np.ndarray:
+    """One prepared noise recording; NoNoiseError naming it when it is unreadable or empty
+    (prepare accepted it, so the prepared folder was changed since)."""
+    try:
+        samples = sf.read(path, dtype="float32")[0]
+    except (sf.LibsndfileError, OSError) as error:
+        raise NoNoiseError(f"{path}: prepared ward-noise recording cannot be read ({error}); rerun prepare (dvc repro prepare)") from error
+    if not len(samples):
+        raise NoNoiseError(f"{path}: prepared ward-noise recording is empty (0 samples); rerun prepare (dvc repro prepare)")
+    return samples
 
 
 def ward_noise_inserter(config: DictConfig, noise_clips: list[np.ndarray]) -> WardNoiseInserter:

@@ -192,4 +192,10 @@ def write_float_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> 
     libsndfile stamps float WAVs with the write time (PEAK chunk), which would
     make every prepared file, and so every DVC hash, differ between runs.
     """
-    scipy.io.wavfile.write(path, sample_rate, np.asarray(samples, dtype=np.float32))
+    try:
+        scipy.io.wavfile.write(path, sample_rate, np.asarray(samples, dtype=np.float32))
+    except OSError as error:
+        # write() errors name no file; a full disk is reported against the file being written.
+        if error.filename is None:
+            error.filename = str(path)
+        raise

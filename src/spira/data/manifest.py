@@ -26,8 +26,10 @@ NOISE_FOLDER = "noise"
 
 MANIFEST_COLUMNS = [
     "file_id", "path", "label", "speaker_id", "split", "n_samples", "duration_seconds",
-    "source_sample_rate", "source_channels", "sex", "age", "severity", "source_id",
+    "source_sample_rate", "source_channels", "source_format", "sex", "age", "severity", "source_id",
 ]  # fmt: skip
+# source_format: the original file's container as soundfile (libsndfile, the one decoder) names it:
+# WAV, RF64, FLAC, OGG, MP3, AIFF, ...; a property the shortcut audit and the subgroups look at.
 # split: the part of the pipeline that draws the recording (train: training augmentation,
 # val: the noisy validation set, test: the noisy test set; splits.SHARED_NOISE: all of them).
 NOISE_MANIFEST_COLUMNS = ["noise_id", "path", "n_samples", "split"]

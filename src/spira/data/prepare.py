@@ -82,18 +82,18 @@ def file_check(data: DictConfig) -> FileCheck:
 def run_file_checks(tasks: list[FileTask], check: FileCheck, num_workers: int) -> list[FileResult]:
     """check_and_prepare_file on every task, in task order, with a progress bar on stderr."""
     results: list[FileResult] = []
-    progress = tqdm(total=len(tasks), desc="prepare", unit="file", file=sys.stderr, mininterval=1.0)
-    try:
-        for result in ordered_map(partial(check_and_prepare_file, check=check), tasks, num_workers):
-            results.append(result)
-            progress.update()
-    except BrokenProcessPool as error:
-        at = tasks[len(results)].shown_path if len(results) < len(tasks) else "the last files"
-        raise PrepareError(
-            f"a decoding worker died near {at} (killed for memory, or the decoder crashed); "
-            "rerun with data.num_workers=0 to find the file"
-        ) from error
-    progress.close()
+    # Closed before any error propagates, so the error is the last line on stderr.
+    with tqdm(total=len(tasks), desc="prepare", unit="file", file=sys.stderr, mininterval=1.0) as progress:
+        try:
+            for result in ordered_map(partial(check_and_prepare_file, check=check), tasks, num_workers):
+                results.append(result)
+                progress.update()
+        except BrokenProcessPool as error:
+            at = tasks[len(results)].shown_path if len(results) < len(tasks) else "the last files"
+            raise PrepareError(
+                f"a decoding worker died near {at} (killed for memory, or the decoder crashed); "
+                "rerun with data.num_workers=0 to find the file"
+            ) from error
     return results
 
 
@@ -126,6 +126,7 @@ def manifest_frame(entries: list[Entry], sample_rate: int) -> pd.DataFrame:
             "duration_seconds": round(e.result.n_samples / sample_rate, 4),
             "source_sample_rate": e.result.source_rate,
             "source_channels": e.result.channels,
+            "source_format": e.result.source_format,
             "sex": e.sex,
             "age": e.age,
             "severity": e.severity,

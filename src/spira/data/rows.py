@@ -110,15 +110,22 @@ def column_names(value: object) -> str | list[str] | None:
     return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
 
+def read_input_table(path: Path) -> Table:
+    """read_table, with an unreadable or malformed table as a PrepareError naming it."""
+    try:
+        return read_table(path)
+    except ValueError as error:
+        raise PrepareError(str(error)) from error
+    except OSError as error:
+        raise PrepareError(f"{path}: cannot be read ({error.strerror})") from error
+
+
 def read_manifest_table(root: Path, key: str, name: str, columns: DictConfig) -> tuple[Table, str, str, dict[str, str | None]]:
     """The table, its file and label columns, and which optional columns it has."""
     path = root / name
     if not path.is_file():
         raise PrepareError(f"{path}: manifest not found (data.manifests.{key}); is data.root right?")
-    try:
-        table = read_table(path)
-    except ValueError as error:
-        raise PrepareError(str(error)) from error
+    table = read_input_table(path)
     file_column, label_column = table.column(column_names(columns.file)), table.column(column_names(columns.label))
     for role, found in (("file", file_column), ("label", label_column)):
         if found is None:
@@ -190,7 +197,7 @@ def read_noise_rows(data: DictConfig, first_order: int) -> tuple[list[Entry], di
         raise PrepareError(f"{noise_root}: data.noise_root is not a folder")
     listed = data.get("noise_manifest")
     if listed and (noise_root / listed).is_file():
-        table = read_table(noise_root / listed)
+        table = read_input_table(noise_root / listed)
         column = table.column(column_names(data.noise_columns))
         if column is None:
             raise PrepareError(f"{noise_root / listed}: no column among data.noise_columns {list(data.noise_columns)}; header {list(table.header)}")

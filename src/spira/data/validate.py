@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import numpy as np
 import soundfile as sf
 
 from spira.data.audio import DEFAULT_BLOCK_FRAMES, decode_audio, peak_normalize_in_place, write_float_wav
+from spira.safety import byte_size
 
 # reason -> what it means (the README's table is this dict).
 QUARANTINE_REASONS = {
@@ -28,6 +30,8 @@ QUARANTINE_REASONS = {
     "duplicate_row": "the same file listed again (all copies dropped when their labels or speakers differ)",
     "conflicting_speaker_label": "the speaker has both patient and control recordings",
     "missing_file": "no file at that path",
+    "not_a_file": "a folder, named pipe (FIFO), device or socket where an audio file was expected",
+    "unreadable_file": "the file exists but cannot be read (permission denied, or an I/O error)",
     "empty_file": "the file has zero bytes",
     "not_audio": "not an audio file (no known audio signature), whatever its extension",
     "corrupt_audio": "truncated or corrupt audio: the decoder failed or the file holds less than its header declares",
@@ -99,34 +103,78 @@ class FileResult:
     n_samples: int = 0
     source_rate: int = 0
     channels: int = 0
+    source_format: str = ""  # the container as soundfile names it: WAV, FLAC, OGG, MP3, AIFF, RF64, ...
     content_hash: str = ""
     clipped_fraction: float = 0.0
 
 
-def wav_data_shortfall(path: str) -> tuple[int, int] | None:
-    """(declared, present) data bytes of a RIFF/WAVE file whose data chunk is cut short.
+def _riff_shortfall(handle, size: int, rf64: bool) -> tuple[int, int] | None:
+    """(declared, present) data bytes of a RIFF or RF64 WAVE file; None when the data chunk is whole."""
+    offset, data_size64 = 12, None
+    while offset + 8 <= size:
+        handle.seek(offset)
+        chunk = handle.read(8)
+        chunk_size = int.from_bytes(chunk[4:8], "little")
+        if chunk[:4] == b"ds64" and rf64:
+            # RF64 keeps the real sizes (64 bits) here and 0xFFFFFFFF in the chunk headers.
+            data_size64 = int.from_bytes(handle.read(16)[8:16], "little")
+        if chunk[:4] == b"data":
+            present = size - offset - 8
+            declared = data_size64 if rf64 and chunk_size == 0xFFFFFFFF and data_size64 is not None else chunk_size
+            # 0 and 0xFFFFFFFF in a RIFF file mark streamed WAVs whose writer never knew the size.
+            if (rf64 or declared not in (0, 0xFFFFFFFF)) and declared > present:
+                return declared, present
+            return None
+        offset += 8 + chunk_size + (chunk_size & 1)
+    return None
 
-    libsndfile silently decodes a truncated WAV up to where it ends, so an
-    interrupted upload would otherwise pass as a shorter recording.
+
+def _aiff_shortfall(handle, size: int) -> tuple[int, int] | None:
+    """(declared, present) sample bytes of an AIFF file whose COMM frame count exceeds its SSND chunk."""
+    offset, declared = 12, None
+    while offset + 8 <= size:
+        handle.seek(offset)
+        chunk = handle.read(8)
+        chunk_size = int.from_bytes(chunk[4:8], "big")
+        if chunk[:4] == b"COMM":
+            comm = handle.read(8)
+            channels, frames, bits = int.from_bytes(comm[0:2], "big"), int.from_bytes(comm[2:6], "big"), int.from_bytes(comm[6:8], "big")
+            declared = frames * channels * ((bits + 7) // 8)
+        if chunk[:4] == b"SSND" and declared is not None:
+            present = size - offset - 16  # the SSND chunk's offset and block size fields come first
+            return (declared, present) if declared > present else None
+        offset += 8 + chunk_size + (chunk_size & 1)
+    return None
+
+
+def header_data_shortfall(path: str) -> tuple[int, int] | None:
+    """(declared, present) sample bytes of a WAV, RF64 or AIFF file whose header claims more than it holds.
+
+    libsndfile silently decodes such a file up to where it ends (and reports the
+    shortened length), so an interrupted upload would otherwise pass as a
+    shorter recording, and a header claiming terabytes as a plausible one.
     """
     with open(path, "rb") as handle:
         head = handle.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return None
         size = os.fstat(handle.fileno()).st_size
-        offset = 12
-        while offset + 8 <= size:
-            handle.seek(offset)
-            chunk = handle.read(8)
-            chunk_size = int.from_bytes(chunk[4:8], "little")
-            if chunk[:4] == b"data":
-                present = size - offset - 8
-                # 0 and 0xFFFFFFFF mark streamed WAVs whose writer never knew the size.
-                if chunk_size not in (0, 0xFFFFFFFF) and chunk_size > present:
-                    return chunk_size, present
-                return None
-            offset += 8 + chunk_size + (chunk_size & 1)
+        if len(head) == 12 and head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
+            return _riff_shortfall(handle, size, rf64=head[:4] == b"RF64")
+        if len(head) == 12 and head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+            return _aiff_shortfall(handle, size)
     return None
+
+
+def not_a_regular_file(mode: int) -> str | None:
+    """What a path is when it is not a regular file (opening a FIFO would block, a device never ends)."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
 
 
 def looks_like_audio(path: str) -> bool:
@@ -163,11 +211,21 @@ def decode_and_check(source: str, shown_path: str, check: FileCheck) -> tuple[Fi
     `shown_path`.
     """
     try:
-        size = os.path.getsize(source)
-    except OSError:
+        status = os.stat(source)  # stat, not open: opening a FIFO blocks until someone writes to it
+    except FileNotFoundError:
         return FileResult("missing_file", f"{shown_path}: no such file"), None
-    if size == 0:
+    except OSError as error:
+        return FileResult("unreadable_file", f"{shown_path}: cannot be read ({error.strerror})"), None
+    kind = not_a_regular_file(status.st_mode)
+    if kind:
+        return FileResult("not_a_file", f"{shown_path}: {kind}, not an audio file"), None
+    if status.st_size == 0:
         return FileResult("empty_file", f"{shown_path}: the file is empty (0 bytes)"), None
+    try:
+        with open(source, "rb") as handle:
+            handle.read(1)
+    except OSError as error:
+        return FileResult("unreadable_file", f"{shown_path}: cannot be read ({error.strerror})"), None
     try:
         info = sf.info(source)
     except Exception as error:  # libsndfile raises several types for unreadable input
@@ -179,16 +237,18 @@ def decode_and_check(source: str, shown_path: str, check: FileCheck) -> tuple[Fi
             "unsupported_sample_rate",
             f"{shown_path}: {info.samplerate} Hz, outside {check.min_sample_rate}-{check.max_sample_rate} Hz",
         ), None
-    shortfall = wav_data_shortfall(source)
+    shortfall = header_data_shortfall(source)
     if shortfall:
+        declared, present = shortfall
         return FileResult(
-            "corrupt_audio", f"{shown_path}: truncated WAV (header declares {shortfall[0]} data bytes, file holds {shortfall[1]})"
+            "corrupt_audio",
+            f"{shown_path}: truncated {info.format} (header declares {declared} data bytes ({byte_size(declared)}), file holds {present})",
         ), None
     try:
         decoded = decode_audio(source, check.target_rate, check.clip_level, check.block_frames)
     except Exception as error:
         return FileResult("corrupt_audio", f"{shown_path}: decoding failed ({_decoder_message(error, source)})"), None
-    described = {"source_rate": decoded.source_rate, "channels": decoded.channels}
+    described = {"source_rate": decoded.source_rate, "channels": decoded.channels, "source_format": info.format}
     if not decoded.all_finite:
         return FileResult("non_finite_samples", f"{shown_path}: contains NaN or infinite samples", **described), None
     # MP3 headers only estimate the length, so only other formats are held to it.

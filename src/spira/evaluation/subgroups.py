@@ -1,7 +1,7 @@
 """Test metrics per subgroup: sex, age band, source and the recording properties prepare measured.
 
 A model can be accurate on average and fail one group (older speakers, one
-hospital, 8 kHz phone recordings). Each subgroup gets its counts and, when it
+hospital, 8 kHz phone recordings, MP3 uploads). Each subgroup gets its counts and, when it
 has at least `min_files` files of both classes, the metrics with
 speaker-level intervals; smaller ones are reported as counts only, because an
 accuracy on four files says nothing.
@@ -15,7 +15,10 @@ import numpy as np
 import pandas as pd
 
 # Subgroup name -> prepared-manifest column.
-SUBGROUP_COLUMNS = {"sex": "sex", "age_band": "age", "source": "source_id", "sample_rate": "source_sample_rate", "channels": "source_channels"}
+SUBGROUP_COLUMNS = {
+    "sex": "sex", "age_band": "age", "source": "source_id",
+    "sample_rate": "source_sample_rate", "channels": "source_channels", "format": "source_format",
+}  # fmt: skip
 UNKNOWN = "unknown"
 
 

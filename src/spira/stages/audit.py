@@ -3,11 +3,13 @@
 import json
 
 from spira.pipeline.audit import audit_data
+from spira.safety import output_errors_exit
 from spira.stages._cli import stage_params
 
 
 def main() -> None:
-    result = audit_data(stage_params(__doc__, "audit"))
+    with output_errors_exit():
+        result = audit_data(stage_params(__doc__, "audit"))
     print(json.dumps({"combined": result["combined"], "flagged": result["flagged"]}, indent=2))
 
 

@@ -3,11 +3,14 @@
 import json
 
 from spira.pipeline.model import evaluate_model
+from spira.safety import output_errors_exit
 from spira.stages._cli import stage_params
 
 
 def main() -> None:
-    print(json.dumps(evaluate_model(stage_params(__doc__, "evaluate")), indent=2))
+    with output_errors_exit():
+        metrics = evaluate_model(stage_params(__doc__, "evaluate"))
+    print(json.dumps(metrics, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """DVC stage export: the evaluated checkpoint -> models/export (model.onnx, model.json, MODEL_CARD.md)."""
 
 from spira.pipeline.export import export_model
+from spira.safety import output_errors_exit
 from spira.stages._cli import stage_params
 
 
 def main() -> None:
-    contract = export_model(stage_params(__doc__, "export"))
+    with output_errors_exit():
+        contract = export_model(stage_params(__doc__, "export"))
     decision = contract["decision"]
     print(f"exported {contract['model']['name']} version {contract['model']['version']} "
           f"(threshold {decision['threshold']:g}, inconclusive band {decision['inconclusive_band']})")

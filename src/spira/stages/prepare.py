@@ -7,14 +7,15 @@ from spira.data.manifest import SUMMARY_FILE
 from spira.data.privacy import MissingSaltError
 from spira.data.rows import PrepareError
 from spira.pipeline.data import prepare_data
-from spira.safety import UnsafeOutputError
+from spira.safety import UnsafeOutputError, output_errors_exit
 from spira.stages._cli import stage_params
 
 
 def main() -> None:
     cfg = stage_params(__doc__, "prepare")
     try:
-        prepare_data(cfg)
+        with output_errors_exit():
+            prepare_data(cfg)
     except (PrepareError, MissingSaltError, UnsafeOutputError) as error:
         print(f"\n{error}", file=sys.stderr)
         sys.exit(1)
