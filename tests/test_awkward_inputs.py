@@ -299,3 +299,26 @@ def test_a_prepared_noise_file_emptied_since_prepare_is_refused_with_its_name(tm
     (tmp_path / "noise_manifest.csv").write_text("noise_id,path,n_samples,split\nn3,noise/n3.wav,0,shared\n")
     with pytest.raises(NoNoiseError, match=rf"^{tmp_path / 'noise' / 'n3.wav'}: prepared ward-noise recording cannot be read"):
         load_noise_clips(tmp_path, "train")
+
+
+CHECKPOINT_SCRIPT = """
+import resource, signal, torch
+from lightning.fabric.utilities.cloud_io import _atomic_save
+from spira.safety import output_errors_exit
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, 10_000))
+with output_errors_exit():
+    _atomic_save({"weights": torch.zeros(100_000)}, "models/last.ckpt")
+"""
+
+
+def test_a_full_disk_while_lightning_saves_a_checkpoint_ends_with_one_line(tmp_path):
+    """The write train and export leave to libraries (Lightning's checkpoint save, here under a
+    10 kB file-size limit) ends the stage with one line and no checkpoint file."""
+    (tmp_path / "models").mkdir()
+    finished = subprocess.run([sys.executable, "-c", CHECKPOINT_SCRIPT], cwd=tmp_path, capture_output=True, text=True)
+    assert finished.returncode == 1
+    assert "Traceback" not in finished.stderr
+    last = finished.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: cannot write an output of this stage: File too large; ") and " free of " in last
+    assert list((tmp_path / "models").iterdir()) == []

@@ -208,3 +208,13 @@ def output_errors_exit() -> Iterator[None]:
     except OutputWriteError as error:
         print(f"\nerror: {error}", file=sys.stderr)
         sys.exit(1)
+    except OSError as error:
+        if error.errno not in WRITE_ERRNOS:
+            raise
+        # A write outside the helpers above (Lightning saving a checkpoint, the ONNX exporter):
+        # the library's error seldom names the file, the file system's free space says enough.
+        where = Path(error.filename) if error.filename else Path.cwd()
+        print(f"\nerror: cannot write {error.filename or 'an output of this stage'}: {error.strerror}; "
+              f"{free_space(where)} on that file system. DVC records no output of a failed stage: rerun it when there is room",
+              file=sys.stderr)  # fmt: skip
+        sys.exit(1)
