@@ -30,13 +30,24 @@ class SincResampler:
     kernel: np.ndarray  # (new, 2 * width + orig) float32: one filter per output phase
 
     def __call__(self, signal: np.ndarray) -> np.ndarray:
-        """The resampled 1-D float32 signal, ceil(len * new / orig) samples long."""
-        length = signal.shape[0]
-        padded = np.zeros(length + 2 * self.width + self.orig, dtype=np.float32)
+        """The resampled 1-D float32 signal, ceil(len * new / orig) samples long.
+
+        Output frame i is the padded signal's samples [i * orig, i * orig + taps) times
+        the kernel. Those frames overlap, which BLAS cannot read in place; cut into
+        column blocks of `orig` taps, each block is a plain reshape of the signal,
+        so the correlation is a few matrix products with no copy of the frames.
+        """
+        length, taps = signal.shape[0], self.kernel.shape[1]
+        frames = length // self.orig + 1  # the strided correlation's output frames
+        blocks = -(-taps // self.orig)
+        padded = np.zeros((frames + blocks) * self.orig, dtype=np.float32)
         padded[self.width : self.width + length] = signal
-        frames = np.lib.stride_tricks.sliding_window_view(padded, self.kernel.shape[1])[:: self.orig]
-        resampled = (frames @ self.kernel.T).reshape(-1)
-        return resampled[: math.ceil(self.new * length / self.orig)]
+        resampled = np.zeros((frames, self.new), dtype=np.float32)
+        for start in range(0, taps, self.orig):
+            columns = min(self.orig, taps - start)
+            block = padded[start : start + frames * self.orig].reshape(frames, self.orig)[:, :columns]
+            resampled += block @ self.kernel[:, start : start + columns].T
+        return resampled.reshape(-1)[: math.ceil(self.new * length / self.orig)]
 
 
 def sinc_resampler(source_rate: int, target_rate: int) -> SincResampler:
