@@ -61,6 +61,8 @@ def copy_export(repo: Path, version: ModelVersion, destination: Path) -> Path:
     if not listing_file.is_file():
         raise missing
     for entry in json.loads(listing_file.read_text()):
+        if Path(entry["relpath"]).is_absolute() or ".." in Path(entry["relpath"]).parts:
+            raise RegistryError(f"{listing_file}: a file of the listing leaves the folder ({entry['relpath']!r}); the DVC cache is damaged")
         source = cached_file(cache, entry["md5"])
         if not source.is_file():
             raise missing
