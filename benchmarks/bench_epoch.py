@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 from spira.augment.pipeline import build_batch_noise, load_noise_clips, ward_noise_inserter
 from spira.config import compose_config
 from spira.data.manifest import read_prepared_manifest
-from spira.features.mfcc import cut_windows, window_spec
+from spira.features.windows import cut_windows, window_spec
 from spira.features.store import load_split
 from spira.training.data import AugmentedWaveformWindows
 from spira.training.train import build_module

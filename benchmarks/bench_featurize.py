@@ -28,7 +28,8 @@ import torchaudio.transforms as T
 
 from spira.config import compose_config
 from spira.data.manifest import read_prepared_manifest
-from spira.features.mfcc import build_extractor, cut_windows, window_spec
+from spira.features.mfcc import build_extractor
+from spira.features.windows import cut_windows, window_spec
 
 
 def main() -> None:

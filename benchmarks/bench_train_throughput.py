@@ -20,7 +20,7 @@ import torch
 
 from spira.augment.pipeline import build_augmenter, build_batch_noise, load_noise_clips
 from spira.config import compose_config
-from spira.features.mfcc import window_spec
+from spira.features.windows import window_spec
 from spira.training.data import FeatureDataModule
 from spira.training.train import build_module
 

@@ -16,7 +16,7 @@ from spira.augment.noise import WardNoiseInserter
 from spira.augment.pipeline import build_augmenter, build_batch_noise, load_noise_clips
 from spira.config import compose_config
 from spira.features.featurize import featurize
-from spira.features.mfcc import window_spec
+from spira.features.windows import window_spec
 from spira.features.store import load_split
 from spira.training.data import AugmentedWaveformWindows
 

@@ -12,7 +12,7 @@ import torch
 from spira.augment.noise import BatchWardNoise, WardNoiseInserter
 from spira.augment.pipeline import build_augmenter, build_batch_noise
 from spira.config import compose_config
-from spira.features.mfcc import cut_windows, window_spec
+from spira.features.windows import cut_windows, window_spec
 from spira.training.data import AugmentedWaveformWindows
 from test_augment import prepared  # noqa: F401  (the prepared-data fixture)
 

@@ -15,7 +15,8 @@ from spira.config import compose_config
 from spira.demo import DemoCohortConfig, generate_demo_cohort
 from spira.features import featurize as featurize_module
 from spira.features.featurize import featurize
-from spira.features.mfcc import build_extractor, cut_windows, window_spec
+from spira.features.mfcc import build_extractor
+from spira.features.windows import cut_windows, window_spec
 from spira.parallel import ordered_map
 from test_augment import prepared  # noqa: F401  (the prepared-data fixture)
 

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from spira.config import compose_config
-from spira.features.mfcc import WindowSpec, build_extractor, cut_windows, window_spec
+from spira.features.mfcc import build_extractor
+from spira.features.windows import WindowSpec, cut_windows, window_spec
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,10 @@ The DVC stages have entry points of their own (`python -m spira.stages.<stage>`)
 and the Hydra sweeps theirs (`python -m spira.train`); this command is for the
 steps around them. Like them it is thin: the work is in spira.pipeline. Every
 subcommand prints counts and figures, never a file name or an id of the data.
+
+`predict`, `serve` and `models` run in the serving install (`pip install '.[serve]'`:
+no torch, Hydra or DVC), so every import of the training side is inside the
+subcommand that needs it.
 """
 
 from __future__ import annotations
@@ -21,12 +25,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from spira.config import compose_params, load_params
+from spira.augment.calibrate import LABELS
+from spira.data import SPLITS
 
 PARAMS_HELP = "composed parameters (default: params.yaml)"
 
 
+# Subcommand -> the extra it needs beyond the serving install's core (`predict`, `models`: none).
+NEEDS_EXTRA = {"params": "train", "calibrate-noise": "train", "promote": "train", "rollback": "train", "serve": "serve"}
+
+
 def params_command(args: argparse.Namespace) -> None:
+    from spira.config import compose_params
+
     compose_params(Path(args.output), args.overrides)
     print(f"{args.output} composed from conf/" + (f" with {' '.join(args.overrides)}" if args.overrides else ""))
 
@@ -35,6 +46,7 @@ def calibrate_noise_command(args: argparse.Namespace) -> None:
     import soundfile as sf
 
     from spira.augment.calibrate import MIN_PAUSE_SECONDS, format_amplitude, override_command
+    from spira.config import load_params
     from spira.pipeline.calibrate import calibrate_noise
 
     params = load_params(args.params)
@@ -62,11 +74,12 @@ def calibrate_noise_command(args: argparse.Namespace) -> None:
 
 def predict_command(args: argparse.Namespace) -> None:
     from spira.pipeline.serving import predict_files
+    from spira.registry.versions import RegistryError
     from spira.serving.predict import exit_status, write_records
 
     try:
-        records = predict_files(args.model, args.audio)
-    except (FileNotFoundError, ValueError) as error:
+        records = predict_files(args.model, args.audio, Path(args.params))
+    except (FileNotFoundError, ValueError, RegistryError) as error:
         print(f"spira predict: {error}", file=sys.stderr)
         sys.exit(2)
     if args.out:
@@ -83,12 +96,14 @@ def predict_command(args: argparse.Namespace) -> None:
 
 def serve_command(args: argparse.Namespace) -> None:
     from spira.pipeline.serving import serve_model
+    from spira.registry.versions import RegistryError
 
     try:
-        serve_model(args.model, args.host, args.port, args.max_upload_mb * 1024 * 1024)
-    except (FileNotFoundError, ValueError) as error:
+        serve_model(args.model, args.host, args.port, args.max_upload_mb * 1024 * 1024, Path(args.params))
+    except (FileNotFoundError, ValueError, RegistryError) as error:
         print(f"spira serve: {error}", file=sys.stderr)
         sys.exit(2)
+
 
 def registry_call(function, *arguments):
     """Run a registry function; its RegistryError is the user's message."""
@@ -101,6 +116,7 @@ def registry_call(function, *arguments):
 
 
 def promote_command(args: argparse.Namespace) -> None:
+    from spira.config import load_params
     from spira.pipeline.registry import promote
 
     version, promoted = registry_call(promote, Path("."), load_params(args.params), args.force, args.reason)
@@ -111,6 +127,7 @@ def promote_command(args: argparse.Namespace) -> None:
 
 
 def rollback_command(args: argparse.Namespace) -> None:
+    from spira.config import load_params
     from spira.pipeline.registry import rollback
 
     previous, current = registry_call(rollback, Path("."), str(load_params(args.params).gate.artifact), args.reason)
@@ -118,9 +135,10 @@ def rollback_command(args: argparse.Namespace) -> None:
 
 
 def models_command(args: argparse.Namespace) -> None:
-    from spira.pipeline.registry import model_table
+    from spira.pipeline.serving import model_table
+    from spira.registry.versions import artifact_name
 
-    name = str(load_params(args.params).gate.artifact)
+    name = registry_call(artifact_name, Path(args.params))
     rows, history = registry_call(model_table, Path("."), name)
     if not rows:
         print(f"no version of {name} registered yet: `dvc repro`, commit, then `spira promote`")
@@ -172,9 +190,6 @@ def verify_command(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from spira.augment.calibrate import LABELS
-    from spira.data.splits import SPLITS
-
     parser = argparse.ArgumentParser(prog="spira", description="SPIRA continuous training: the commands around `dvc repro`.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -206,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     calibrate.set_defaults(handler=calibrate_noise_command)
 
-    model_help = "export folder of the model (default: models/export, written by `dvc repro export`)"
+    model_help = ("export folder of the model (default: models/export, written by `dvc repro export`), or a registered version: "
+                  "prod or vN.N.N (its export read from this repository's DVC cache)")  # fmt: skip
     predict = commands.add_parser(
         "predict",
         help="score recordings with an exported model",
@@ -216,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("audio", nargs="+", metavar="AUDIO", help="audio file(s), any format the pipeline ingests")
     predict.add_argument("--model", default="models/export", help=model_help)
+    predict.add_argument("--params", default="params.yaml", help="names the registered model (gate.artifact) for --model prod|vN.N.N")
     predict.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="output format (default: jsonl)")
     predict.add_argument("--out", help="file to write (default: standard output)")
     predict.set_defaults(handler=predict_command)
@@ -227,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
         "GET /health; GET /model returns model.json. Uploads are deleted before the response; nothing about them is logged.",
     )
     serve.add_argument("--model", default="models/export", help=model_help)
+    serve.add_argument("--params", default="params.yaml", help="names the registered model (gate.artifact) for --model prod|vN.N.N")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     serve.add_argument("--max-upload-mb", type=int, default=20, help="largest accepted upload in MiB (default: 20)")
@@ -270,7 +288,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    args.handler(args)
+    try:
+        args.handler(args)
+    except ModuleNotFoundError as error:
+        if args.command not in NEEDS_EXTRA:
+            raise
+        extra = NEEDS_EXTRA[args.command]
+        sys.exit(f"spira {args.command}: needs the {extra} dependencies ({error.name} is not installed): "
+                 f"`make install` installs everything, `pip install '.[{extra}]'` these")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Audio decoding: soundfile decodes, torchaudio resamples (no torchcodec/FFmpeg).
+"""Audio decoding: soundfile decodes, `data.resample` resamples (torchaudio's sinc
+resampler in numpy; no torch, no torchcodec/FFmpeg).
 
 Files are decoded in blocks and resampled as a stream, so a ten-minute 96 kHz
 stereo recording never needs more memory than one block plus its 16 kHz mono
@@ -13,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import scipy.io.wavfile
 import soundfile as sf
-import torch
-import torchaudio.transforms as T
+
+from spira.data.resample import sinc_resampler
 
 # Frames read per block: 64 Ki frames is 0.5 MiB per channel of float32.
 DEFAULT_BLOCK_FRAMES = 65536
@@ -41,7 +41,7 @@ def peak_normalize_in_place(samples: np.ndarray) -> np.ndarray:
 class StreamingResampler:
     """Band-limited (sinc) resampling of a mono signal that arrives in blocks.
 
-    torchaudio's resampler is a strided convolution: output j only sees input
+    The sinc resampler is a strided convolution: output j only sees input
     samples within the kernel width around j * source_rate / target_rate. Each
     step resamples `step` new input samples together with `context` samples of
     history and look-ahead and keeps the outputs of the new samples only; steps
@@ -56,18 +56,17 @@ class StreamingResampler:
         if self.identity:
             self.pending: list[np.ndarray] = []
             return
-        self.resampler = T.Resample(source_rate, target_rate)
-        period_in, self.period_out = self.resampler.orig_freq, self.resampler.new_freq
+        self.resampler = sinc_resampler(source_rate, target_rate)
+        period_in, self.period_out = self.resampler.orig, self.resampler.new
         self.context = period_in * math.ceil((self.resampler.width + 1) / period_in)
         self.step = period_in * max(1, step_frames // period_in)
         # The zeros stand for the silence before the signal that whole-signal resampling pads with.
         self.buffer = np.zeros(self.context, dtype=np.float32)
 
     def _resample(self, chunk: np.ndarray, keep_inputs: int) -> np.ndarray:
-        with torch.inference_mode():
-            out = self.resampler(torch.from_numpy(chunk)).numpy()
-        first = self.context * self.period_out // self.resampler.orig_freq
-        return out[first : first + math.ceil(keep_inputs * self.period_out / self.resampler.orig_freq)]
+        out = self.resampler(chunk)
+        first = self.context * self.period_out // self.resampler.orig
+        return out[first : first + math.ceil(keep_inputs * self.period_out / self.resampler.orig)]
 
     def push(self, block: np.ndarray) -> list[np.ndarray]:
         """Feed input samples; returns the output samples that are final."""
@@ -192,6 +191,9 @@ def write_float_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> 
     libsndfile stamps float WAVs with the write time (PEAK chunk), which would
     make every prepared file, and so every DVC hash, differ between runs.
     """
+    # Imported here: only prepare and the demo write audio, and the serving install has no scipy.
+    import scipy.io.wavfile
+
     try:
         scipy.io.wavfile.write(path, sample_rate, np.asarray(samples, dtype=np.float32))
     except OSError as error:

@@ -49,7 +49,7 @@ from spira.data.rules import (
     fill_missing_speaker_ids,
 )
 from spira.data.splits import MIN_NOISE_RECORDINGS, split_noise_recordings
-from spira.data.validate import FileCheck, FileResult, FileTask, check_and_prepare_file
+from spira.data.validate import FileCheck, FileResult, FileTask, check_and_prepare_file, file_check
 from spira.parallel import ordered_map
 
 log = logging.getLogger(__name__)
@@ -63,20 +63,6 @@ class PreparedDataset:
     manifest: pd.DataFrame
     noise: pd.DataFrame
     report: dict
-
-
-def file_check(data: DictConfig) -> FileCheck:
-    validation = data.validation
-    return FileCheck(
-        target_rate=int(data.sample_rate),
-        min_seconds=float(validation.min_seconds),
-        silence_peak=float(validation.silence_peak),
-        clip_level=float(validation.clip_level),
-        max_clipped_fraction=float(validation.max_clipped_fraction),
-        min_sample_rate=int(validation.min_sample_rate),
-        max_sample_rate=int(validation.max_sample_rate),
-        block_frames=int(data.decode_block_frames),
-    )
 
 
 def run_file_checks(tasks: list[FileTask], check: FileCheck, num_workers: int) -> list[FileResult]:
@@ -105,7 +91,7 @@ def decode_entries(entries: list[Entry], data: DictConfig, out_dir: Path) -> Non
         FileTask(str(roots[e.set] / e.relative), str(out_dir / OUTPUT_FOLDERS[e.set] / f"{e.file_id}.wav"), e.shown_path)
         for e in pending
     ]
-    check = file_check(data)
+    check = file_check(data.sample_rate, data.validation, data.decode_block_frames)
     for entry, result in zip(pending, run_file_checks(tasks, check, int(data.num_workers))):
         entry.result = result
         if result.reason is not None:

@@ -18,7 +18,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-SPLITS = ("train", "val", "test")
+from spira.data import SPLITS
+
 # Noise split of every recording when there are too few to split: all splits share them.
 SHARED_NOISE = "shared"
 MIN_NOISE_RECORDINGS = len(SPLITS)

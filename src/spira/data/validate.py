@@ -11,7 +11,9 @@ import os
 import posixpath
 import re
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +89,21 @@ class FileCheck:
     min_sample_rate: int
     max_sample_rate: int
     block_frames: int = DEFAULT_BLOCK_FRAMES
+
+
+def file_check(sample_rate: int, validation: Mapping[str, Any], block_frames: int = DEFAULT_BLOCK_FRAMES) -> FileCheck:
+    """The check of `data.validation` (prepare) or of an export's accepted input
+    (`model.json` → `input`, which holds the same keys), resampling to `sample_rate`."""
+    return FileCheck(
+        target_rate=int(sample_rate),
+        min_seconds=float(validation["min_seconds"]),
+        silence_peak=float(validation["silence_peak"]),
+        clip_level=float(validation["clip_level"]),
+        max_clipped_fraction=float(validation["max_clipped_fraction"]),
+        min_sample_rate=int(validation["min_sample_rate"]),
+        max_sample_rate=int(validation["max_sample_rate"]),
+        block_frames=int(block_frames),
+    )
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,9 @@ from spira.augment.noise import WardNoiseInserter
 from spira.augment.pipeline import load_noise_clips, ward_noise_inserter
 from spira.data.manifest import read_prepared_manifest
 from spira.data.splits import SPLITS
-from spira.features.mfcc import MfccExtractor, WindowSpec, build_extractor, window_spec
+from spira.features.mfcc import MfccExtractor, build_extractor
 from spira.features.store import FEATURES_FILE, INDEX_COLUMNS, INDEX_FILE, NOISY_SETS, NORMALIZATION_FILE
+from spira.features.windows import WindowSpec, window_spec
 from spira.parallel import ordered_map
 from spira.safety import staged_folder
 

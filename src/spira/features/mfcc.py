@@ -3,65 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torchaudio.transforms as T
 
-
-@dataclass(frozen=True)
-class WindowSpec:
-    sample_rate: int
-    window_seconds: float
-    step_seconds: float
-    hop_length: int
-
-    @property
-    def window_samples(self) -> int:
-        return int(round(self.window_seconds * self.sample_rate))
-
-    @property
-    def step_samples(self) -> int:
-        return int(round(self.step_seconds * self.sample_rate))
-
-    @property
-    def frames(self) -> int:
-        """MFCC frames per window (centred STFT): 4 s at 16 kHz, hop 160 -> 401."""
-        return self.window_samples // self.hop_length + 1
-
-    def count(self, n_samples: int) -> int:
-        """Windows cut from a signal of n_samples (a short signal gives one padded window)."""
-        if n_samples <= self.window_samples:
-            return 1
-        return (n_samples - self.window_samples) // self.step_samples + 1
-
-
-def window_spec(features: Mapping[str, Any]) -> WindowSpec:
-    return WindowSpec(
-        sample_rate=int(features["sample_rate"]),
-        window_seconds=float(features["window_seconds"]),
-        step_seconds=float(features["step_seconds"]),
-        hop_length=int(features["hop_length"]),
-    )
-
-
-def cut_windows(samples: np.ndarray, spec: WindowSpec) -> tuple[np.ndarray, int]:
-    """Cut (n_windows, window_samples) windows starting every step.
-
-    A signal shorter than one window is zero-padded at the end; the number of
-    padded samples is returned so it can be recorded. Samples after the last
-    full window are not used (as in SPIRA).
-    """
-    size = spec.window_samples
-    if samples.shape[0] < size:
-        padded = np.zeros(size, dtype=np.float32)
-        padded[: samples.shape[0]] = samples
-        return padded[None, :], size - samples.shape[0]
-    starts = np.arange(spec.count(samples.shape[0])) * spec.step_samples
-    windows = np.lib.stride_tricks.sliding_window_view(samples, size)[starts]
-    return np.ascontiguousarray(windows, dtype=np.float32), 0
+from spira.features.frontend import F_MIN, LOG_MELS_OFFSET, MEL_NORM, MEL_SCALE, TOP_DB
+from spira.features.windows import WindowSpec, cut_windows
 
 
 class MfccExtractor(torch.nn.Module):
@@ -73,8 +22,13 @@ class MfccExtractor(torch.nn.Module):
             sample_rate=sample_rate,
             n_mfcc=n_mfcc,
             log_mels=log_mels,
-            melkwargs={"n_fft": n_fft, "win_length": win_length, "hop_length": hop_length, "n_mels": n_mels},
-        )
+            melkwargs={
+                "n_fft": n_fft, "win_length": win_length, "hop_length": hop_length, "n_mels": n_mels,
+                "f_min": F_MIN, "mel_scale": MEL_SCALE, "norm": MEL_NORM,
+            },
+        )  # fmt: skip
+        # The settings the numpy front end (serving) shares: features.frontend.
+        self.mfcc.amplitude_to_DB = T.AmplitudeToDB("power", TOP_DB)
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         return self.from_mel_power(self.mel_power(windows))
@@ -94,7 +48,7 @@ class MfccExtractor(torch.nn.Module):
     def from_mel_power(self, power: torch.Tensor) -> torch.Tensor:
         """(n_windows, n_mels, frames) mel power of whole windows -> (n_windows, frames, n_mfcc)."""
         if self.mfcc.log_mels:
-            spectrum = torch.log(power + 1e-6)
+            spectrum = torch.log(power + LOG_MELS_OFFSET)
         else:
             # One channel per window: torchaudio's dB conversion clamps (top_db)
             # relative to the max of each item, and would otherwise treat the whole

@@ -43,7 +43,7 @@ def accepted_input(data: DictConfig) -> dict[str, Any]:
     return {
         "formats": sorted(AUDIO_EXTENSIONS),
         "sample_rate": int(data.sample_rate),
-        "resampling": "any rate in min_sample_rate..max_sample_rate, resampled to sample_rate (torchaudio sinc)",
+        "resampling": "any rate in min_sample_rate..max_sample_rate, resampled to sample_rate (torchaudio's sinc_interp_hann, width 6, rolloff 0.99)",
         "channels": "any; averaged to mono",
         "peak_normalised": True,
         "min_seconds": float(validation.min_seconds),

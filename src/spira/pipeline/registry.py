@@ -173,23 +173,3 @@ def rollback(repo: Path, name: str, reason: str) -> tuple[str, str]:
     target = max(earlier, key=key)
     assign_prod(repo, name, target, f"rollback from {prod.version} to {target}: {reason}")
     return prod.version, target
-
-
-def model_table(repo: Path, name: str) -> tuple[list[dict], list[tuple[int, str, str, str]]]:
-    """One row per version (stage, date, data version, test figures) and the history of `prod`."""
-    prod = current_prod(repo, name)
-    rows = []
-    for version in versions(repo, name):
-        record = version.record
-        rows.append({
-            "version": version.version,
-            "stage": "prod" if prod and prod.version == version.version else "",
-            "date": version.created[:16].replace("T", " "),
-            "data": str(record.get("data_version"))[:8],
-            "auroc": record.get("test_clean", {}).get("auroc"),
-            "sensitivity": record.get("test_clean", {}).get("sensitivity"),
-            "noisy_auroc": record.get("test_noisy", {}).get("auroc"),
-            "threshold": record.get("threshold"),
-            "gate": "forced" if record.get("forced") else record.get("gate"),
-        })  # fmt: skip
-    return rows, prod_assignments(repo, name)

@@ -86,6 +86,28 @@ def current_prod(repo: Path, name: str) -> ModelVersion | None:
     return next(v for v in versions(repo, name) if v.version == assignments[-1][1])
 
 
+def find_version(repo: Path, name: str, reference: str) -> ModelVersion:
+    """The version `reference` names: `prod` (the latest assignment) or `vN.N.N`."""
+    if reference == PROD:
+        prod = current_prod(repo, name)
+        if prod is None:
+            raise RegistryError(f"no version of {name} is in prod in {repo.resolve()} (`git fetch --tags` fetches the registry; `spira models` lists it)")
+        return prod
+    found = {v.version: v for v in versions(repo, name)}
+    if reference not in found:
+        raise RegistryError(f"{reference}: no such version of {name} in {repo.resolve()} "
+                            f"(registered: {', '.join(found) or 'none'}; `git fetch --tags` fetches the registry)")  # fmt: skip
+    return found[reference]
+
+
+def artifact_name(params_file: Path) -> str:
+    """The registered model's name, `gate.artifact` of params.yaml, read as plain YAML (the serving install has no OmegaConf)."""
+    try:
+        return str(yaml.safe_load(params_file.read_text())["gate"]["artifact"])
+    except (OSError, KeyError, TypeError) as error:
+        raise RegistryError(f"{params_file}: no gate.artifact to name the registered model ({type(error).__name__}); run `spira params`") from error
+
+
 def next_version(repo: Path, name: str) -> str:
     existing = versions(repo, name)
     return f"v{_version_key(existing[-1].version)[0] + 1 if existing else 1}.0.0"

@@ -2,6 +2,6 @@
 
 `contract` owns the export folder (`model.onnx`, `model.json`, `MODEL_CARD.md`);
 `export` writes the network as ONNX (needs torch); `card` writes the model card;
-`predict` scores audio files with onnxruntime and the pipeline's own decoder and
-front end (no Lightning, no checkpoint); `service` is the FastAPI app around it.
+`predict` scores audio files with onnxruntime, the pipeline's own decoder and
+the numpy front end (no torch, no checkpoint); `service` is the FastAPI app around it.
 """

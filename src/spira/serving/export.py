@@ -2,7 +2,7 @@
 
 torchaudio's MFCC does not export to ONNX (complex STFT), so the network alone
 is exported, with a dynamic batch axis; the front end's parameters travel in
-model.json and prediction runs the pipeline's own front end before it.
+model.json and prediction runs the same front end in numpy before it (features.frontend).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from spira.features.frontend import AMIN, F_MIN, MEL_NORM, MEL_SCALE, TOP_DB
 from spira.serving.contract import (
     CLASS_NAMES,
     INPUT_NAME,
@@ -73,16 +74,16 @@ def build_contract(
             "name": features.get("name", "mfcc"),
             **front_end,
             "frames_per_window": num_frames,
-            # torchaudio.transforms.MFCC's fixed settings, which the front end uses.
+            # torchaudio.transforms.MFCC's fixed settings, which both front ends use (features.frontend).
             "window_function": "hann (periodic)",
             "center": True,
             "pad_mode": "reflect",
             "power": 2.0,
-            "mel_scale": "htk",
-            "mel_norm": None,
-            "f_min": 0.0,
+            "mel_scale": MEL_SCALE,
+            "mel_norm": MEL_NORM,
+            "f_min": F_MIN,
             "f_max": features["sample_rate"] / 2,
-            "db": {"stype": "power", "multiplier": 10.0, "amin": 1e-10, "ref": 1.0, "top_db": 80.0, "per": "window"},
+            "db": {"stype": "power", "multiplier": 10.0, "amin": AMIN, "ref": 1.0, "top_db": TOP_DB, "per": "window"},
             "dct": {"type": 2, "norm": "ortho"},
             "windowing": "windows of window_seconds every step_seconds; a shorter file is zero-padded to one window; the tail after the last full window is not used",
         },

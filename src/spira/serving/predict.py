@@ -1,10 +1,11 @@
 """Score audio files with an exported model: the pipeline's decoder, windows and
-front end, then the ONNX network in onnxruntime. No Lightning, no checkpoint.
+front end, then the ONNX network in onnxruntime. No torch, no Lightning, no checkpoint.
 
-A recording goes through exactly what a training recording went through:
+A recording goes through what a training recording went through:
 `data.validate.decode_and_check` (decoding, resampling, the same acceptance
-checks, peak normalisation), `features.mfcc.cut_windows` and the extractor
-`features.mfcc.build_extractor` builds from the contract's front-end settings.
+checks, peak normalisation; prepare's own code), `features.windows.cut_windows`,
+and the MFCC of the contract's front-end settings in numpy
+(`features.frontend`, held to featurize's torch MFCC by tests/test_numpy_frontend.py).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from typing import Any, TextIO
 
 import numpy as np
 import onnxruntime as ort
-import torch
 
-from spira.data.validate import FileCheck, decode_and_check
-from spira.features.mfcc import MfccExtractor, WindowSpec, build_extractor, cut_windows, window_spec
+from spira.data.validate import FileCheck, decode_and_check, file_check
+from spira.features.frontend import NumpyMfcc, build_numpy_extractor
+from spira.features.windows import WindowSpec, cut_windows, window_spec
 from spira.serving.contract import INPUT_NAME, MODEL_FILE, decide, read_contract
 
 # The fields of every record, in the order the CSV output writes them.
@@ -34,7 +35,7 @@ class Predictor:
     contract: dict[str, Any]
     session: ort.InferenceSession
     spec: WindowSpec
-    extractor: MfccExtractor
+    extractor: NumpyMfcc
     check: FileCheck
     mean: np.ndarray
     std: np.ndarray
@@ -47,8 +48,7 @@ class Predictor:
     def features(self, samples: np.ndarray) -> np.ndarray:
         """(windows, frames, coefficients) features of peak-normalised samples at the contract's rate."""
         windows, _ = cut_windows(samples, self.spec)
-        with torch.inference_mode():
-            return self.extractor(torch.from_numpy(windows)).numpy()
+        return self.extractor(windows)
 
     def window_probabilities(self, features: np.ndarray) -> np.ndarray:
         """Sigmoid of the network's logit for each window of un-normalised features."""
@@ -75,26 +75,9 @@ class Predictor:
         }
 
 
-def file_check(accepted_input: dict[str, Any]) -> FileCheck:
-    return FileCheck(
-        target_rate=int(accepted_input["sample_rate"]),
-        min_seconds=float(accepted_input["min_seconds"]),
-        silence_peak=float(accepted_input["silence_peak"]),
-        clip_level=float(accepted_input["clip_level"]),
-        max_clipped_fraction=float(accepted_input["max_clipped_fraction"]),
-        min_sample_rate=int(accepted_input["min_sample_rate"]),
-        max_sample_rate=int(accepted_input["max_sample_rate"]),
-    )
-
-
 def load_predictor(export_dir: str | Path) -> Predictor:
     """The model of an export folder; FileNotFoundError / ValueError when the folder is not one.
-
-    Sets torch to one thread for the process: the front end's small STFTs gain
-    nothing from more, and torch's threads competing with onnxruntime's made a
-    10 s file 3.5 times slower on the 2-core VM (benchmarks/bench_predict.py).
-    """
-    torch.set_num_threads(1)
+    The whole folder is read here: it may be deleted once this returns."""
     export_dir = Path(export_dir)
     contract = read_contract(export_dir)
     options = ort.SessionOptions()
@@ -105,8 +88,8 @@ def load_predictor(export_dir: str | Path) -> Predictor:
         contract=contract,
         session=session,
         spec=window_spec(contract["features"]),
-        extractor=build_extractor(contract["features"]),
-        check=file_check(contract["input"]),
+        extractor=build_numpy_extractor(contract["features"]),
+        check=file_check(contract["input"]["sample_rate"], contract["input"]),
         mean=np.asarray(normalization["mean"], dtype=np.float32),
         std=np.asarray(normalization["std"], dtype=np.float32),
     )

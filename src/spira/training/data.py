@@ -14,7 +14,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from spira.augment.pipeline import Augmenter
 from spira.data.manifest import read_prepared_manifest
-from spira.features.mfcc import WindowSpec
+from spira.features.windows import WindowSpec
 from spira.features.store import has_split, load_split
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from spira.augment.pipeline import build_augmenter, build_batch_noise, training_noise_clips
-from spira.features.mfcc import window_spec
+from spira.features.windows import window_spec
 from spira.features.store import load_normalization
 from spira.safety import replace_folder
 from spira.tracking import instantiate_loggers
