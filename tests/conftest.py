@@ -75,6 +75,15 @@ def tiny_repo(tmp_path: Path) -> Path:
 
 
 
+def committed_copy(source: Path, destination: Path) -> Path:
+    """A copy of a pipeline repository (workspace, DVC cache, git history) with its
+    outputs committed: a baseline for tests that change something and re-run."""
+    shutil.copytree(source, destination, symlinks=True)
+    run(["git", "add", "-A"], destination)
+    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.org", "commit", "-qm", "baseline"], destination)
+    return destination
+
+
 @dataclass(frozen=True)
 class PipelineRun:
     repo: Path

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import make_pipeline_repo, run, run_activated
+from conftest import PipelineRun, committed_copy, run, run_activated
 from spira.config import compose_params
 from test_notebooks import execute_notebook, printed_text
 
@@ -29,13 +29,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="session")
-def featurized_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A committed tiny pipeline repo whose data stages (up to featurize) have run."""
-    repo = make_pipeline_repo(tmp_path_factory.mktemp("featurized") / "repo")
-    run(["dvc", "repro", "featurize"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@e.org", "commit", "-qm", "featurized"], repo)
-    return repo
+def featurized_repo(smoke_pipeline: PipelineRun, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A committed tiny pipeline repo whose stages have run (a copy of the shared smoke run):
+    experiments re-run train onwards on its prepared data and features."""
+    return committed_copy(smoke_pipeline.repo, tmp_path_factory.mktemp("featurized") / "repo")
 
 
 @pytest.fixture
@@ -52,6 +49,7 @@ def spira_train(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def test_hydra_multirun_writes_one_folder_per_run_and_a_sorted_summary(featurized_repo: Path, tmp_path: Path):
     sweep_dir = tmp_path / "sweep"
     # dropout 1.5 is rejected by torch: a failing run must not stop the sweep.
+    pipeline_outputs = {path: path.read_bytes() for path in sorted((featurized_repo / "models").rglob("*")) if path.is_file()}
     result = spira_train(["-m", "model.dropout=0.5,0.7,1.5", f"hydra.sweep.dir={sweep_dir}"], featurized_repo)
 
     for job, dropout in (("0", 0.5), ("1", 0.7)):
@@ -77,8 +75,8 @@ def test_hydra_multirun_writes_one_folder_per_run_and_a_sorted_summary(featurize
         assert row["test_noisy/auroc"] == pytest.approx(run_metrics["test_noisy/auroc"])
     assert sorted(finished["model.dropout"]) == [0.5, 0.7]
     assert "Sweep summary" in result.stdout + result.stderr
-    # Run folders live outside the repository: DVC's pipeline is untouched.
-    assert not (featurized_repo / "models").exists()
+    # Run folders live outside the repository: DVC's pipeline outputs are untouched.
+    assert pipeline_outputs and {path: path.read_bytes() for path in sorted((featurized_repo / "models").rglob("*")) if path.is_file()} == pipeline_outputs
 
 
 def test_optuna_sweep_returns_the_configured_metric(featurized_repo: Path, tmp_path: Path):

@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import PipelineRun, run
+from conftest import PipelineRun, committed_copy, run
 
 pytestmark = pytest.mark.slow
 
@@ -118,11 +118,9 @@ def test_dvc_repro_end_to_end(smoke_pipeline: PipelineRun):
     assert workspace["metrics"]["metrics/test.json"]["data"]["test_clean"]["auroc"] == metrics["auroc"]
 
 
-def test_model_param_change_reruns_only_train_and_evaluate(tiny_repo: Path):
-    # Up to evaluate: the export stage after it is not what this test is about.
-    run(["dvc", "repro", "evaluate"], tiny_repo)
-    run(["git", "add", "-A"], tiny_repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@e.org", "commit", "-qm", "baseline"], tiny_repo)
+def test_model_param_change_reruns_only_train_and_evaluate(smoke_pipeline: PipelineRun, tmp_path: Path):
+    # A copy of the shared run, committed; up to evaluate: the stages after it are not what this test is about.
+    tiny_repo = committed_copy(smoke_pipeline.repo, tmp_path / "repo")
     experiment = run(["dvc", "exp", "run", "evaluate", "-S", "model.dropout=0.5"], tiny_repo)
     assert _ran(experiment.stdout) == {"train", "evaluate"}
     params = yaml.safe_load((tiny_repo / "params.yaml").read_text())

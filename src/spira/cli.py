@@ -32,7 +32,7 @@ PARAMS_HELP = "composed parameters (default: params.yaml)"
 
 
 # Subcommand -> the extra it needs beyond the serving install's core (`predict`, `models`: none).
-NEEDS_EXTRA = {"params": "train", "calibrate-noise": "train", "promote": "train", "rollback": "train", "serve": "serve"}
+NEEDS_EXTRA = {"params": "train", "calibrate-noise": "train", "promote": "train", "rollback": "train", "serve": "serve", "verify": "train"}
 
 
 def params_command(args: argparse.Namespace) -> None:
