@@ -74,8 +74,9 @@ def test_a_killed_or_interrupted_train_resumes_to_the_metrics_of_an_uninterrupte
 
     # kill -9, and Ctrl-C: each time the next run resumes. `-f`: DVC would otherwise restore the
     # uninterrupted run's checkpoints from its cache (same deps and params) instead of training.
-    for stop in (signal.SIGKILL, signal.SIGINT):
-        for name in METRICS:
+    # After Ctrl-C, train's metrics alone (the best checkpoint's validation figures) tell the weights apart.
+    for stop, metrics in ((signal.SIGKILL, METRICS), (signal.SIGINT, METRICS[:1])):
+        for name in metrics:
             (repo / "metrics" / name).unlink()
         runs_before = wandb_run_ids(repo)
         stopped = stop_training_after_an_epoch(repo, stop)
@@ -90,8 +91,9 @@ def test_a_killed_or_interrupted_train_resumes_to_the_metrics_of_an_uninterrupte
         assert "resuming the interrupted run after epoch" in output, output
         # Only the epochs left are trained again (one line per trained epoch).
         assert "epoch 3/3" in output and "epoch 1/3" not in output
-        run(["dvc", "repro", "evaluate"], repo)  # evaluate's metrics are missing: it runs
-        assert {name: (repo / "metrics" / name).read_bytes() for name in METRICS} == expected, stop.name
+        if "test.json" in metrics:
+            run(["dvc", "repro", "evaluate"], repo)  # its metrics are missing: evaluate runs
+        assert {name: (repo / "metrics" / name).read_bytes() for name in metrics} == {name: expected[name] for name in metrics}, stop.name
         assert not (repo / "models" / "resume").exists()
         # W&B: the resumed training run continues the stopped one under its id (a second offline folder of that id).
         assert len(stopped_run_ids) == 1
