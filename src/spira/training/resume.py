@@ -96,7 +96,7 @@ def resume_point(last_checkpoint: Path, fingerprint: dict[str, str], allowed_tar
     changed = [part for part in FINGERPRINT_PARTS if record["fingerprint"].get(part) != fingerprint[part]]
     if changed:
         return ResumePoint(None, f"{last_checkpoint} belongs to a run with other {' and '.join(changed)}")
-    return ResumePoint(last_checkpoint, "", int(checkpoint["epoch"]) + 1, record.get("wandb_run_id"), bool(record.get("should_stop")))
+    return ResumePoint(last_checkpoint, "", int(checkpoint.get("epoch", -1)) + 1, record.get("wandb_run_id"), bool(record.get("should_stop")))
 
 
 class ResumeRecord(L.Callback):
