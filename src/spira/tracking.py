@@ -107,15 +107,18 @@ def wandb_run_arguments(conf: DictConfig, cfg: DictConfig) -> dict[str, Any]:
     }
 
 
-def instantiate_loggers(cfg: DictConfig) -> list[Logger]:
-    """One Lightning logger per entry of cfg.logger (none, one or many)."""
+def instantiate_loggers(cfg: DictConfig, wandb_run_id: str | None = None) -> list[Logger]:
+    """One Lightning logger per entry of cfg.logger (none, one or many). A resumed training
+    run passes its W&B run id: the W&B logger continues that run (WandbLogger resumes with
+    resume="allow"); None starts a new one."""
     loggers = []
     for conf in cfg.logger.values():
         if conf._target_ == WANDB_LOGGER:
             use_offline_wandb_by_default()
             # Partial: `config` (the run's config, itself full of _target_ keys)
             # is neither a name instantiate accepts nor something to instantiate.
-            loggers.append(instantiate(conf, _partial_=True)(**wandb_run_arguments(conf, cfg)))
+            run_id = {"id": wandb_run_id} if wandb_run_id else {}
+            loggers.append(instantiate(conf, _partial_=True)(**wandb_run_arguments(conf, cfg), **run_id))
         else:
             loggers.append(instantiate(conf))
     return loggers

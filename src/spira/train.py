@@ -41,6 +41,8 @@ def run_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
         cfg.data.out_dir = to_absolute_path(cfg.data.out_dir)
         cfg.features.out_dir = to_absolute_path(cfg.features.out_dir)
         cfg.callbacks.model_checkpoint.dirpath = str(run_dir / "checkpoints")
+        # A run killed in a fixed run folder (hydra.run.dir=...) resumes there.
+        cfg.train.resume_dir = str(run_dir / "resume")
         cfg.trainer.default_root_dir = str(run_dir)
         for conf in cfg.logger.values():
             for key in ("save_dir", "dir"):

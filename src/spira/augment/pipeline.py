@@ -80,8 +80,8 @@ def build_augmenter(augment: DictConfig, prepared_dir: Path, sample_rate: int) -
     if augment.get("ward_noise"):
         steps.append(ward_noise_inserter(augment.ward_noise, training_noise_clips(augment, prepared_dir)))
     compose = instantiate(augment.audiomentations)
-    # audiomentations draws from numpy's global RNG, which Lightning seeds
-    # per worker (seed_everything(workers=True)), so runs stay reproducible.
+    # audiomentations draws from numpy's global RNG, which training seeds per
+    # epoch and Lightning per worker (seed_everything(workers=True)), so runs stay reproducible.
     steps.append(lambda samples, label, rng: compose(samples=samples, sample_rate=sample_rate))
 
     def augment_window(samples: np.ndarray, label: int, rng: np.random.Generator) -> np.ndarray:

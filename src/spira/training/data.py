@@ -67,8 +67,10 @@ class AugmentedWaveformWindows(Dataset):
     array. MFCCs, and ward noise alone (`BatchWardNoise`), are computed batched
     by the LightningModule on the training device; a per-window `augmenter`
     (audiomentations) runs here, afresh at every draw. Its randomness comes from
-    torch's RNG, which Lightning seeds per run and per worker
-    (seed_everything(workers=True)), so the stream is reproducible.
+    torch's RNG, seeded per epoch (training.train.EpochSeeds) and per worker
+    (seed_everything(workers=True); the loader starts its workers afresh every
+    epoch), so the stream is reproducible and a resumed run draws what an
+    uninterrupted one does.
     """
 
     def __init__(self, index: pd.DataFrame, prepared_dir: Path, spec: WindowSpec, augmenter: Augmenter | None = None):
@@ -142,14 +144,16 @@ class FeatureDataModule(L.LightningDataModule):
                 self.datasets["train"] = AugmentedWaveformWindows(index, self.prepared_dir, self.spec, self.augmenter)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        # Workers (and the split's audio they share) live for the whole fit, unless they
+        # draw random augmentations: then they start afresh every epoch, seeded from the
+        # epoch's seed, so an epoch's draws do not depend on the epochs before it.
+        draws_randomness = split == "train" and self.augmenter is not None
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
-            # Workers (and the split's audio they share) live for the whole fit;
-            # their seeded RNG streams go on from epoch to epoch.
-            persistent_workers=self.num_workers > 0,
+            persistent_workers=self.num_workers > 0 and not draws_randomness,
         )
 
     def train_dataloader(self) -> DataLoader:

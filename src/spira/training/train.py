@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import random
+import shutil
 import sys
 import time
 from pathlib import Path
 
 import lightning as L
+import numpy as np
+import torch
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -15,14 +20,26 @@ from omegaconf import DictConfig, OmegaConf
 from spira.augment.pipeline import build_augmenter, build_batch_noise, training_noise_clips
 from spira.features.windows import window_spec
 from spira.features.store import load_normalization
-from spira.safety import replace_folder
+from spira.safety import check_output_path, replace_folder, staged_folder
 from spira.tracking import instantiate_loggers
 from spira.training.checkpoint import load_module, read_checkpoint
 from spira.training.data import FeatureDataModule
 from spira.training.module import SpiraLitModule
+from spira.training.resume import ResumePoint, ResumeRecord, resume_point, run_fingerprint
+
+log = logging.getLogger(__name__)
 
 # The entry of cfg.callbacks whose checkpoint the pipeline evaluates.
 BEST_CHECKPOINT = "model_checkpoint"
+# The entry of cfg.callbacks that rewrites its checkpoint after every epoch: the one a killed run resumes from.
+LAST_CHECKPOINT = "last_checkpoint"
+
+
+class TrainingInterrupted(SystemExit):
+    """Ctrl-C (SIGINT) stopped training; the last finished epoch's checkpoint is kept to resume from.
+
+    A SystemExit, as Lightning's own graceful shutdown raises: uncaught, the process
+    prints the message and exits with status 1 (DVC records nothing, a sweep stops)."""
 
 
 def checkpoint_path(cfg: DictConfig, callback: str = BEST_CHECKPOINT) -> Path:
@@ -52,34 +69,95 @@ class EpochLines(L.Callback):
     """One line per epoch on stderr (epoch, train loss, validation metrics, seconds):
     progress that stays readable where the output is not a terminal."""
 
+    def __init__(self) -> None:
+        # None until an epoch starts in this process: a resumed run does not print the epoch it resumed after again.
+        self.started: float | None = None
+
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.started = time.perf_counter()
 
     @rank_zero_only
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self.started is None:
+            return
         metrics = " ".join(f"{name} {float(value):.4f}" for name, value in sorted(trainer.callback_metrics.items()))
         print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {metrics} ({time.perf_counter() - self.started:.1f} s)", file=sys.stderr, flush=True)
 
 
+class EpochSeeds(L.Callback):
+    """Seeds torch (CPU and every GPU), numpy and random at the start of every training epoch
+    from (seed, epoch, rank): the shuffling, dropout and noise of an epoch depend on nothing
+    before it, so a run resumed after epoch N trains epoch N+1 exactly as an uninterrupted
+    run does (Lightning restores no RNG state)."""
+
+    def __init__(self, seed: int):
+        self.seed = int(seed)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        epoch_seed = int(np.random.SeedSequence([self.seed, trainer.current_epoch, trainer.global_rank]).generate_state(1)[0])
+        torch.manual_seed(epoch_seed)
+        np.random.seed(epoch_seed)
+        random.seed(epoch_seed)
+
+
+def resume_dir(cfg: DictConfig) -> Path:
+    return Path(cfg.train.resume_dir)
+
+
+def guarded_folders(cfg: DictConfig) -> dict[str, Path]:
+    """The folders the run reads or publishes to, by config key: none may overlap the resume folder."""
+    keys = ("data.root", "data.noise_root", "data.out_dir", "features.out_dir")
+    inputs = {key: Path(OmegaConf.select(cfg, key)) for key in keys if OmegaConf.select(cfg, key) is not None}
+    return {**inputs, "callbacks.model_checkpoint.dirpath": checkpoint_path(cfg).parent}
+
+
+def find_resume_point(cfg: DictConfig, fingerprint: dict[str, str]) -> ResumePoint:
+    """The last checkpoint of an interrupted run of the same fingerprint, or a fresh start (with an
+    empty resume folder, so that ModelCheckpoint finds no stale best.ckpt to version as best-v1.ckpt)."""
+    check_output_path(resume_dir(cfg), "train.resume_dir", guarded_folders(cfg))
+    last = resume_dir(cfg) / f"{cfg.callbacks[LAST_CHECKPOINT].filename}.ckpt" if LAST_CHECKPOINT in cfg.callbacks else None
+    point = resume_point(last, fingerprint, list(cfg.checkpoint.allowed_targets)) if last else ResumePoint(None, f"callbacks.{LAST_CHECKPOINT} is not configured")
+    if point.checkpoint is None:
+        start_fresh(cfg, point.reason)
+    elif rank_zero_only.rank == 0:
+        log.info("resuming the interrupted run after epoch %d from %s", point.epochs_done, point.checkpoint)
+    return point
+
+
 @rank_zero_only
-def remove_stale_checkpoints(cfg: DictConfig) -> None:
-    """ModelCheckpoint would version a stale best.ckpt as best-v1.ckpt. Rank zero
-    only: under DDP the other ranks start later, while rank zero already trains.
-    The folder may not overlap the data the run reads (spira.safety)."""
-    inputs = {key: OmegaConf.select(cfg, key) for key in ("data.root", "data.noise_root", "data.out_dir", "features.out_dir")}
-    replace_folder(checkpoint_path(cfg).parent, "callbacks.model_checkpoint.dirpath", inputs)
+def start_fresh(cfg: DictConfig, reason: str) -> None:
+    """Rank zero only: under DDP the other ranks start later, while rank zero already trains."""
+    log.info("starting fresh: %s", reason)
+    replace_folder(resume_dir(cfg), "train.resume_dir", guarded_folders(cfg))
+
+
+def publish_checkpoints(cfg: DictConfig) -> None:
+    """The finished run's checkpoints into callbacks.model_checkpoint.dirpath (built aside, swapped in
+    whole), then the resume folder removed: the next run starts fresh."""
+    folders = guarded_folders(cfg)
+    published = folders.pop("callbacks.model_checkpoint.dirpath")
+    with staged_folder(published, "callbacks.model_checkpoint.dirpath", {**folders, "train.resume_dir": resume_dir(cfg)}) as staging:
+        for checkpoint in sorted(resume_dir(cfg).glob("*.ckpt")):
+            shutil.copy2(checkpoint, staging / checkpoint.name)
+    shutil.rmtree(resume_dir(cfg))
 
 
 def fit(cfg: DictConfig) -> dict:
     """Fit, keep the best (lowest val/file_loss) and last checkpoints, return a summary:
     epochs, parameter count and the validation metrics of the best checkpoint.
 
+    Checkpoints are written to train.resume_dir while training, and the run resumes
+    from the last one there when it belongs to the same params, data and code
+    (spira.training.resume); when training ends they are published to
+    callbacks.model_checkpoint.dirpath. Ctrl-C raises TrainingInterrupted.
+
     Under DDP every rank fits; only global rank zero validates the best
     checkpoint and returns the summary (the other ranks return an empty dict).
     """
     L.seed_everything(int(cfg.seed), workers=True)
-    remove_stale_checkpoints(cfg)
     module = build_module(cfg)
+    fingerprint = run_fingerprint(cfg)
+    start = find_resume_point(cfg, fingerprint)
     spec = window_spec(cfg.features)
     prepared_dir = Path(cfg.data.out_dir)
     augmenter = build_augmenter(cfg.augment, prepared_dir, spec.sample_rate)
@@ -94,13 +172,21 @@ def fit(cfg: DictConfig) -> dict:
         audio_windows=module.batch_noise is not None,
         validation_sets=list(cfg.train.validation_sets),
     )
-    callbacks = {name: instantiate(conf) for name, conf in cfg.callbacks.items()}
-    loggers = instantiate_loggers(cfg)
+    # Every checkpoint callback (those with a dirpath) writes into the resume folder while training.
+    callbacks = {name: instantiate(conf, dirpath=str(resume_dir(cfg))) if "dirpath" in conf else instantiate(conf) for name, conf in cfg.callbacks.items()}
+    loggers = instantiate_loggers(cfg, wandb_run_id=start.wandb_run_id)
     # Lightning's progress bar on a terminal; in logs (DVC, CI) one line per epoch.
     progress_bar = bool(cfg.trainer.enable_progress_bar) and sys.stderr.isatty()
     epoch_lines = [EpochLines()] if cfg.trainer.enable_progress_bar and not progress_bar else []
-    trainer = instantiate(cfg.trainer, callbacks=[*callbacks.values(), *epoch_lines], logger=loggers or False, enable_progress_bar=progress_bar)
-    trainer.fit(module, datamodule=datamodule)
+    run_callbacks = [*callbacks.values(), *epoch_lines, EpochSeeds(int(cfg.seed)), ResumeRecord(fingerprint, start.stopped)]
+    trainer = instantiate(cfg.trainer, callbacks=run_callbacks, logger=loggers or False, enable_progress_bar=progress_bar)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=start.checkpoint, weights_only=True)
+    except SystemExit:
+        # Lightning's graceful Ctrl-C: it stops, tears down and exits; last.ckpt keeps the last finished epoch.
+        if trainer.interrupted:
+            raise TrainingInterrupted(f"training interrupted (Ctrl-C); the next run resumes from the last finished epoch in {resume_dir(cfg)}") from None
+        raise
     if not trainer.is_global_zero:
         return {}
 
@@ -119,5 +205,6 @@ def fit(cfg: DictConfig) -> dict:
         if isinstance(logger, WandbLogger):
             model_size = {"model/parameters": summary["parameters"], "model/checkpoint_bytes": Path(checkpoint.best_model_path).stat().st_size}
             logger.experiment.summary.update(model_size)
+    publish_checkpoints(cfg)
     return summary
 

@@ -1,0 +1,149 @@
+"""Resume: a train stage killed (SIGKILL) or interrupted (Ctrl-C) after an epoch resumes
+from its last checkpoint to the metrics of an uninterrupted run, byte for byte; a
+checkpoint of other params, data or code, or an unreadable one, starts fresh and says why."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf, open_dict
+
+from conftest import make_pipeline_repo, run
+from spira.config import compose_config, compose_params
+from spira.training.resume import RESUME_RECORD, run_fingerprint
+from spira.training.train import find_resume_point
+
+METRICS = ("train.json", "test.json")
+
+
+def training_process(repo: Path) -> int | None:
+    """The pid of the python process running spira.stages.train in `repo` (by its working folder:
+    other pipelines may train on the same machine)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            arguments = (entry / "cmdline").read_bytes().split(b"\0")
+            if b"spira.stages.train" in arguments and Path(os.readlink(entry / "cwd")).resolve() == repo.resolve():
+                return int(entry.name)
+        except OSError:  # the process ended meanwhile
+            continue
+    return None
+
+
+def wandb_run_ids(repo: Path) -> set[str]:
+    """The ids of the offline W&B runs under the repository (folders offline-run-<date>_<time>-<id>)."""
+    return {path.name.rsplit("-", 1)[-1] for path in (repo / "wandb").glob("offline-run-*")}
+
+
+def stop_training_after_an_epoch(repo: Path, stop: signal.Signals) -> subprocess.CompletedProcess:
+    """`dvc repro -f -s train`, sent `stop` once the first epoch's last.ckpt is saved."""
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "WANDB_MODE": "offline"}
+    command = ["dvc", "repro", "-f", "-s", "train"]
+    stage = subprocess.Popen(command, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    last = repo / "models" / "resume" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not last.is_file() or (pid := training_process(repo)) is None:
+        assert stage.poll() is None, f"train ended before it could be stopped: {stage.communicate()}"
+        assert time.monotonic() < deadline, "no epoch checkpoint within 300 s"
+        time.sleep(0.01)
+    os.kill(pid, stop)
+    stdout, stderr = stage.communicate(timeout=300)
+    return subprocess.CompletedProcess(command, stage.returncode, stdout, stderr)
+
+
+@pytest.mark.slow
+def test_a_killed_or_interrupted_train_resumes_to_the_metrics_of_an_uninterrupted_run(tmp_path):
+    repo = make_pipeline_repo(tmp_path / "repo")
+    # Three epochs: a stop after the first leaves two to resume. W&B (offline): the resumed run keeps its id.
+    compose_params(repo / "params.yaml", ["trainer.max_epochs=3", "logger=[csv,wandb]"], config_dir=repo / "conf")
+    uninterrupted = run(["dvc", "repro", "evaluate"], repo)
+    assert "starting fresh: no interrupted run to resume" in uninterrupted.stderr
+    expected = {name: (repo / "metrics" / name).read_bytes() for name in METRICS}
+    # A finished run leaves no resume state: the next one starts fresh.
+    assert not (repo / "models" / "resume").exists()
+    assert sorted(path.name for path in (repo / "models" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+
+    # kill -9, and Ctrl-C: each time the next run resumes. `-f`: DVC would otherwise restore the
+    # uninterrupted run's checkpoints from its cache (same deps and params) instead of training.
+    # After Ctrl-C, train's metrics alone (the best checkpoint's validation figures) tell the weights apart.
+    for stop, metrics in ((signal.SIGKILL, METRICS), (signal.SIGINT, METRICS[:1])):
+        for name in metrics:
+            (repo / "metrics" / name).unlink()
+        runs_before = wandb_run_ids(repo)
+        stopped = stop_training_after_an_epoch(repo, stop)
+        assert stopped.returncode != 0, stopped.stderr
+        if stop == signal.SIGINT:
+            assert "training interrupted (Ctrl-C); the next run resumes from the last finished epoch in models/resume" in stopped.stderr
+        assert (repo / "models" / "resume" / "last.ckpt").is_file() and not (repo / "models" / "checkpoints").exists()
+        stopped_run_ids = wandb_run_ids(repo) - runs_before
+
+        resumed = run(["dvc", "repro", "-f", "-s", "train"], repo)
+        output = resumed.stdout + resumed.stderr
+        assert "resuming the interrupted run after epoch" in output, output
+        # Only the epochs left are trained again (one line per trained epoch).
+        assert "epoch 3/3" in output and "epoch 1/3" not in output
+        if "test.json" in metrics:
+            run(["dvc", "repro", "evaluate"], repo)  # its metrics are missing: evaluate runs
+        assert {name: (repo / "metrics" / name).read_bytes() for name in metrics} == {name: expected[name] for name in metrics}, stop.name
+        assert not (repo / "models" / "resume").exists()
+        # W&B: the resumed training run continues the stopped one under its id (a second offline folder of that id).
+        assert len(stopped_run_ids) == 1
+        assert len(list((repo / "wandb").glob(f"offline-run-*-{stopped_run_ids.pop()}"))) == 2
+
+
+def resume_config(tmp_path: Path):
+    """The default config with its data, features and resume folders under tmp_path."""
+    cfg = compose_config()
+    with open_dict(cfg):
+        cfg.data.out_dir = str(tmp_path / "prepared")
+        cfg.features.out_dir = str(tmp_path / "features")
+        cfg.train.resume_dir = str(tmp_path / "resume")
+    for folder in ("prepared", "features", "resume"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "prepared" / "manifest.csv").write_text("file_id,path\n")
+    (tmp_path / "features" / "train.npy").write_bytes(b"windows")
+    return cfg
+
+
+def save_last_checkpoint(cfg, fingerprint: dict[str, str]) -> Path:
+    path = Path(cfg.train.resume_dir) / "last.ckpt"
+    record = {"fingerprint": fingerprint, "wandb_run_id": "a1b2c3d4", "should_stop": False}
+    torch.save({"state_dict": {}, "hyper_parameters": {}, "epoch": 0, RESUME_RECORD: record}, path)
+    return path
+
+
+def test_a_last_checkpoint_of_the_same_run_is_resumed_with_its_wandb_id(tmp_path):
+    cfg = resume_config(tmp_path)
+    last = save_last_checkpoint(cfg, run_fingerprint(cfg))
+    point = find_resume_point(cfg, run_fingerprint(cfg))
+    assert (point.checkpoint, point.epochs_done, point.wandb_run_id, point.stopped) == (last, 1, "a1b2c3d4", False)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda cfg, tmp_path: OmegaConf.update(cfg, "train.warmup_steps", 7), "belongs to a run with other params"),
+        (lambda cfg, tmp_path: (tmp_path / "features" / "train.npy").write_bytes(b"other windows"), "belongs to a run with other data"),
+        (lambda cfg, tmp_path: (Path(cfg.train.resume_dir) / "last.ckpt").write_bytes(b"PK\x03\x04 truncated"), "cannot be resumed: it is unreadable or untrusted (RuntimeError)"),
+    ],
+    ids=["params", "data", "corrupt"],
+)
+def test_another_run_or_an_unreadable_checkpoint_starts_fresh_and_says_why(tmp_path, caplog, change, reason):
+    cfg = resume_config(tmp_path)
+    save_last_checkpoint(cfg, run_fingerprint(cfg))
+    change(cfg, tmp_path)
+    with caplog.at_level(logging.INFO, logger="spira.training.train"):
+        point = find_resume_point(cfg, run_fingerprint(cfg))
+    assert point.checkpoint is None
+    assert [record.getMessage() for record in caplog.records] == [f"starting fresh: {Path(cfg.train.resume_dir) / 'last.ckpt'} {reason}"]
+    # Fresh: the resume folder is emptied, so no stale checkpoint is versioned or resumed later.
+    assert list(Path(cfg.train.resume_dir).iterdir()) == []
