@@ -66,8 +66,11 @@ ct: params
 verify: install
 	$(BIN)/spira verify
 
+# Two test processes (pytest-xdist): much of an end-to-end test's time is DVC and
+# Python start-up, which the second core overlaps. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --dist worksteal
 
 clean:
 	rm -rf $(VENV) logs

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import make_pipeline_repo, run
+from conftest import PipelineRun, run
 from spira.config import compose_params
 from spira.data.privacy import salted_id
 from spira.data.splits import hash_split_speakers
@@ -78,8 +78,17 @@ def swap_training_labels(repo: Path, source: Path, target: Path, split_seed: int
     return len(swapped)
 
 
-def test_three_data_drops_gate_promote_remote_rollback(tmp_path: Path):
-    repo = make_pipeline_repo(tmp_path / "repo")
+def test_three_data_drops_gate_promote_remote_rollback(smoke_pipeline: PipelineRun, tmp_path: Path):
+    # Drop 1's data and model are the shared smoke run's (its outputs not committed yet);
+    # the gate floors and the threshold change below, so evaluate, export and gate re-run.
+    repo = tmp_path / "repo"
+    shutil.copytree(smoke_pipeline.repo, repo, symlinks=True)
+
+    # Bad calls before anything is committed.
+    refused = run(["spira", "promote"], repo, check=False)
+    assert refused.returncode != 0 and "no gate result committed at HEAD" in refused.stderr
+    assert "nothing to roll back: no version" in run(["spira", "rollback", "--reason", "x"], repo, check=False).stderr
+
     run(["git", "config", "user.name", "ct"], repo)
     run(["git", "config", "user.email", "ct@example.org"], repo)
     gate_conf = repo / "conf/gate/default.yaml"
@@ -95,11 +104,6 @@ def test_three_data_drops_gate_promote_remote_rollback(tmp_path: Path):
     # The team's DVC remote, set up before the first promotion (a version's tag reads the remote of its commit).
     run(["dvc", "remote", "add", "-d", "team", str(tmp_path / "remote")], repo)
     commit(repo, "DVC remote")
-
-    # Bad calls before anything ran.
-    refused = run(["spira", "promote"], repo, check=False)
-    assert refused.returncode != 0 and "no gate result committed at HEAD" in refused.stderr
-    assert "nothing to roll back: no version" in run(["spira", "rollback", "--reason", "x"], repo, check=False).stderr
 
     # Drop 1: no champion, floors only; promoted as v1.
     compose(repo)

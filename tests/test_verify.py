@@ -25,9 +25,10 @@ def test_flatten_names_every_value_by_file_and_path():
 
 
 def test_exact_comparison_accepts_only_identical_values():
-    committed = {"f:a": 0.912458, "f:b": "fail", "f:c": 60}
-    assert compare_metrics(committed, dict(committed)) == []
-    differences = compare_metrics(committed, {"f:a": 0.912459, "f:b": "fail", "f:c": 60})
+    committed = {"f:a": 0.912458, "f:b": "fail", "f:c": 60, "f:ppv": float("nan")}
+    assert compare_metrics(committed, dict(committed) | {"f:ppv": float("nan")}) == []
+    assert [item.key for item in compare_metrics(committed, dict(committed) | {"f:ppv": 0.5})] == ["f:ppv"]
+    differences = compare_metrics(committed, {"f:a": 0.912459, "f:b": "fail", "f:c": 60, "f:ppv": float("nan")})
     assert [(item.key, item.committed, item.rerun) for item in differences] == [("f:a", 0.912458, 0.912459)]
     assert abs(differences[0].gap - 1e-6) < 1e-12
 

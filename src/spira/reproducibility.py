@@ -10,6 +10,7 @@ says which case applies; `compare_metrics` applies it.
 
 from __future__ import annotations
 
+import math
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,8 +91,11 @@ def flatten(content: object, prefix: str) -> dict[str, object]:
 
 
 def values_agree(committed: object, rerun: object, tolerance: float) -> bool:
-    """Equal; or, both numbers, within `tolerance` (absolute). Strings, booleans and nulls must be equal."""
+    """Equal (NaN equals NaN); or, both numbers, within `tolerance` (absolute). Strings, booleans and nulls must be equal."""
     if committed == rerun and type(committed) is type(rerun):
+        return True
+    # A metric undefined in both runs (a PPV without positive calls is NaN) is the same result.
+    if isinstance(committed, float) and isinstance(rerun, float) and math.isnan(committed) and math.isnan(rerun):
         return True
     if tolerance and is_number(committed) and is_number(rerun):
         return abs(float(rerun) - float(committed)) <= tolerance

@@ -14,6 +14,7 @@ logging stays offline whatever the committed logger says.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -81,7 +82,7 @@ def compare_file(path: str, committed: dict[str, object], rerun: dict[str, objec
     compared = {key for key in committed.keys() | rerun.keys() if not is_provenance(key)}
     gaps = [abs(float(rerun[key]) - float(committed[key])) for key in compared & committed.keys() & rerun.keys()
             if is_number(committed[key]) and is_number(rerun[key])]  # fmt: skip
-    return MetricsFile(path, len(compared), differences, max(gaps, default=0.0))
+    return MetricsFile(path, len(compared), differences, max((gap for gap in gaps if not math.isnan(gap)), default=0.0))
 
 
 def verify(repo: Path, tolerance: float, workdir: Path | None = None, keep: bool = False, log: Callable[[str], None] = print) -> Verification:
