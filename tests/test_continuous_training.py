@@ -84,9 +84,10 @@ def test_three_data_drops_gate_promote_remote_rollback(smoke_pipeline: PipelineR
     repo = tmp_path / "repo"
     shutil.copytree(smoke_pipeline.repo, repo, symlinks=True)
 
-    # Bad calls before anything is committed.
+    # Bad calls before anything is committed: the run in the workspace is not HEAD's (a HEAD
+    # without any gate result is tests/test_registry.py's case).
     refused = run(["spira", "promote"], repo, check=False)
-    assert refused.returncode != 0 and "no gate result committed at HEAD" in refused.stderr
+    assert refused.returncode != 0 and "dvc.lock differs from the committed one: commit the run" in refused.stderr
     assert "nothing to roll back: no version" in run(["spira", "rollback", "--reason", "x"], repo, check=False).stderr
 
     run(["git", "config", "user.name", "ct"], repo)
