@@ -80,7 +80,7 @@ def swap_training_labels(repo: Path, source: Path, target: Path, split_seed: int
 
 def test_three_data_drops_gate_promote_remote_rollback(smoke_pipeline: PipelineRun, tmp_path: Path):
     # Drop 1's data and model are the shared smoke run's (its outputs not committed yet);
-    # the gate floors and the threshold change below, so evaluate, export and gate re-run.
+    # the gate floors change below, so the gate re-runs.
     repo = tmp_path / "repo"
     shutil.copytree(smoke_pipeline.repo, repo, symlinks=True)
 
@@ -97,10 +97,6 @@ def test_three_data_drops_gate_promote_remote_rollback(smoke_pipeline: PipelineR
     for name, value in SMOKE_FLOORS.items():
         text = text.replace(f"  {name}: ", f"  {name}: {value}  # was ", 1)
     gate_conf.write_text(text)
-    # SPIRA's fixed 0.5 decision threshold (the floors above are set for it), not one chosen on validation.
-    config = repo / "conf/config.yaml"
-    assert "  threshold: youden" in config.read_text(), "conf/config.yaml no longer has the evaluate.threshold default"
-    config.write_text(config.read_text().replace("  threshold: youden", "  threshold: 0.5", 1))
 
     # The team's DVC remote, set up before the first promotion (a version's tag reads the remote of its commit).
     run(["dvc", "remote", "add", "-d", "team", str(tmp_path / "remote")], repo)
@@ -114,7 +110,9 @@ def test_three_data_drops_gate_promote_remote_rollback(smoke_pipeline: PipelineR
     assert [r["rule"] for r in first["rules"]] == ["floor test_auroc", "floor test_sensitivity", "floor noisy_test_auroc"]
     assert_decision_follows_its_figures(first)
     assert first["decision"] == "pass"
-    assert first["threshold"] == 0.5
+    # The gate judges at the threshold evaluate chose on validation (the default rule, youden).
+    chosen = json.loads((repo / "eval/threshold.json").read_text())
+    assert chosen["rule"] == "youden" and first["threshold"] == chosen["threshold"]
     assert "# Promotion gate: PASS" in (repo / "reports/gate.md").read_text()
     refused = run(["spira", "promote"], repo, check=False)  # the run is not committed yet
     assert refused.returncode != 0 and "dvc.lock differs from the committed one" in refused.stderr
@@ -124,7 +122,7 @@ def test_three_data_drops_gate_promote_remote_rollback(smoke_pipeline: PipelineR
     record = json.loads(run(["git", "tag", "-l", "--format=%(contents)", f"{MODEL}@v1.0.0"], repo).stdout)
     assert record["commit"] == run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
     assert record["data_version"] == first["challenger"]["data_version"] and record["data_version"].endswith(".dir")
-    assert record["test_clean"]["auroc"] == first["challenger"]["test_clean"]["auroc"] and record["threshold"] == 0.5
+    assert record["test_clean"]["auroc"] == first["challenger"]["test_clean"]["auroc"] and record["threshold"] == chosen["threshold"]
     assert record["params_changed"] == {} and record["gate"] == "pass"
     assert "already in prod: nothing to promote" in run(["spira", "promote"], repo).stdout
     splits_1 = speaker_splits(repo)

@@ -48,7 +48,11 @@ def stop_training_after_an_epoch(repo: Path, stop: signal.Signals) -> subprocess
     """`dvc repro -f -s train`, sent `stop` once the first epoch's last.ckpt is saved."""
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "WANDB_MODE": "offline"}
     command = ["dvc", "repro", "-f", "-s", "train"]
-    stage = subprocess.Popen(command, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # As from a terminal, SIGINT handled: an ignored signal stays ignored in child processes (and
+    # Python then installs no KeyboardInterrupt handler), and a test process may have ignored it
+    # (Lightning ignores SIGINT once it has handled one, pytest-xdist workers may inherit that).
+    stage = subprocess.Popen(command, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     last = repo / "models" / "resume" / "last.ckpt"
     deadline = time.monotonic() + 300
     while not last.is_file() or (pid := training_process(repo)) is None:
