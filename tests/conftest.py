@@ -75,6 +75,16 @@ def tiny_repo(tmp_path: Path) -> Path:
 
 
 
+def git_dvc_repo(destination: Path) -> Path:
+    """An empty git + DVC repository with a committer configured."""
+    destination.mkdir(parents=True)
+    run(["git", "init", "-q"], destination)
+    run(["git", "config", "user.name", "ct"], destination)
+    run(["git", "config", "user.email", "ct@example.org"], destination)
+    run(["dvc", "init", "-q"], destination)
+    return destination
+
+
 def committed_copy(source: Path, destination: Path) -> Path:
     """A copy of a pipeline repository (workspace, DVC cache, git history) with its
     outputs committed: a baseline for tests that change something and re-run."""

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from conftest import run
+from conftest import git_dvc_repo, run
 from spira.pipeline.registry import checked_gate_result
 from spira.registry.versions import RegistryError, current_prod, fetch_artifact, prod_assignments, register_and_assign_prod, versions
 
@@ -19,12 +19,7 @@ MODEL = "spira-model"
 
 @pytest.fixture
 def registry_repo(tmp_path: Path) -> Path:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    run(["git", "init", "-q"], repo)
-    run(["git", "config", "user.name", "ct"], repo)
-    run(["git", "config", "user.email", "ct@example.org"], repo)
-    run(["dvc", "init", "-q"], repo)
+    repo = git_dvc_repo(tmp_path / "repo")
     (repo / "dvc.yaml").write_text(f"artifacts:\n  {MODEL}:\n    path: models/best.ckpt\n    type: model\n")
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "registry"], repo)

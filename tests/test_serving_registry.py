@@ -4,7 +4,6 @@ install's requirements, which hold no training package."""
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import shutil
@@ -18,11 +17,11 @@ import httpx
 import pytest
 import soundfile as sf
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 
-from conftest import REPO_ROOT, PipelineRun, run
+from conftest import REPO_ROOT, PipelineRun, git_dvc_repo, run
 from spira.pipeline.serving import resolve_model
 from spira.registry.versions import RegistryError, assign_prod, register_and_assign_prod
+from test_lock import dependency_closure
 from test_serving import EXPORT, free_port, raw_test_files
 
 pytestmark = pytest.mark.slow
@@ -50,12 +49,7 @@ def commit_export(repo: Path, source: Path, decision: dict | None = None) -> Non
 @pytest.fixture(scope="module")
 def registry_repo(smoke_pipeline: PipelineRun, tmp_path_factory) -> Path:
     """v1.0.0: the smoke pipeline's export; v2.0.0 (prod): the same network deciding `patient` for everything."""
-    repo = tmp_path_factory.mktemp("registry") / "repo"
-    repo.mkdir()
-    run(["git", "init", "-q"], repo)
-    run(["git", "config", "user.name", "ct"], repo)
-    run(["git", "config", "user.email", "ct@example.org"], repo)
-    run(["dvc", "init", "-q"], repo)
+    repo = git_dvc_repo(tmp_path_factory.mktemp("registry") / "repo")
     (repo / "params.yaml").write_text(f"gate:\n  artifact: {MODEL}\n")
     (repo / "dvc.yaml").write_text(
         "stages:\n  export:\n    cmd: mkdir -p models && cp -r exports/current models/export\n"
@@ -161,19 +155,8 @@ def test_the_spira_command_without_the_training_packages(registry_repo: Path, sm
 def serving_requirements() -> set[str]:
     """Every package `pip install '.[serve]'` installs: the core and the serve extra, their dependencies followed."""
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    pending = [Requirement(text) for text in [*project["dependencies"], *project["optional-dependencies"]["serve"]]]
-    seen: set[str] = set()
-    while pending:
-        requirement = pending.pop()
-        name = canonicalize_name(requirement.name)
-        if name in seen or (requirement.marker and not requirement.marker.evaluate({"extra": ""})):
-            continue
-        seen.add(name)
-        for text in importlib.metadata.requires(requirement.name) or []:
-            dependency = Requirement(text)
-            if not dependency.marker or dependency.marker.evaluate({"extra": ""}):
-                pending.append(dependency)
-    return seen
+    installed, _ = dependency_closure([Requirement(text) for text in [*project["dependencies"], *project["optional-dependencies"]["serve"]]])
+    return installed
 
 
 def test_the_serving_install_holds_no_training_package():
