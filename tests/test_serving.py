@@ -194,6 +194,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def first_answer(server: subprocess.Popen, url: str) -> httpx.Response:
+    """GET `url` from a starting `spira serve` once it answers (up to 60 s); fails if the server exits."""
+    for _ in range(120):
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            assert server.poll() is None, server.stdout.read()
+            time.sleep(0.5)
+    raise AssertionError(f"spira serve did not answer {url} within 60 s")
+
+
 def test_spira_serve_over_http(exported_repo: Path, tmp_path: Path):
     files = raw_test_files(exported_repo)
     first = next(iter(files.values()))
@@ -211,15 +222,7 @@ def test_spira_serve_over_http(exported_repo: Path, tmp_path: Path):
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(120):  # up to 60 s for the server to start
-            try:
-                health = httpx.get(f"{base}/health", timeout=2)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, server.stdout.read()
-                time.sleep(0.5)
-        else:
-            raise AssertionError("spira serve did not answer /health within 60 s")
+        health = first_answer(server, f"{base}/health")
         contract = json.loads((exported_repo / EXPORT / "model.json").read_text())
         assert health.json() == {"status": "ok", "model_version": contract["model"]["version"]}
         assert httpx.get(f"{base}/model", timeout=10).json() == contract

@@ -9,11 +9,9 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 
-import httpx
 import pytest
 import soundfile as sf
 from packaging.requirements import Requirement
@@ -22,7 +20,7 @@ from conftest import REPO_ROOT, PipelineRun, git_dvc_repo, run
 from spira.pipeline.serving import resolve_model
 from spira.registry.versions import RegistryError, assign_prod, register_and_assign_prod
 from test_lock import dependency_closure
-from test_serving import EXPORT, free_port, raw_test_files
+from test_serving import EXPORT, first_answer, free_port, raw_test_files
 
 pytestmark = pytest.mark.slow
 MODEL = "spira-model"
@@ -117,15 +115,7 @@ def test_spira_serve_a_registered_version(registry_repo: Path):
     server = subprocess.Popen(["spira", "serve", "--model", "v1.0.0", "--port", str(port)], cwd=registry_repo, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
-        for _ in range(120):
-            try:
-                model = httpx.get(f"http://127.0.0.1:{port}/model", timeout=2).json()
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, server.stdout.read()
-                time.sleep(0.5)
-        else:
-            raise AssertionError("spira serve did not answer within 60 s")
+        model = first_answer(server, f"http://127.0.0.1:{port}/model").json()
         assert model["decision"]["threshold"] > 0  # v1's contract, not prod's (v2)
     finally:
         server.terminate()
