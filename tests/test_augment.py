@@ -47,6 +47,17 @@ def test_clip_count_per_class_control_four_patient_three():
     assert inserter(silent, 1, rng) == pytest.approx(np.full(50, 0.3))
 
 
+def test_probability_leaves_that_share_of_signals_as_recorded():
+    inserter = WardNoiseInserter([np.ones(100, np.float32)], 4, 3, 0.1, 0.1, probability=0.3)
+    rng = np.random.default_rng(0)
+    sums = np.array([inserter(np.zeros(50, np.float32), label % 2, rng)[0] for label in range(4000)])
+    # Each signal gets all its clips or none: 0.4 (control) or 0.3 (patient), else 0.
+    assert set(np.round(sums.astype(np.float64), 6).tolist()) == {0.0, 0.3, 0.4}
+    assert abs((sums > 0).mean() - 0.3) < 0.03
+    with pytest.raises(ValueError, match="probability"):
+        WardNoiseInserter([np.ones(4)], 4, 3, 0.1, 0.2, probability=1.5)
+
+
 def test_short_noise_recordings_are_looped_and_signal_is_not_modified_in_place():
     inserter = WardNoiseInserter([np.linspace(-1, 1, 10, dtype=np.float32)], 1, 1, 0.1, 0.2)
     signal = np.zeros(95, np.float32)

@@ -41,6 +41,19 @@ def test_clip_count_per_class_control_four_patient_three():
     torch.testing.assert_close(noisy, expected)
 
 
+def test_probability_leaves_that_share_of_windows_as_recorded_per_class():
+    noise = BatchWardNoise(WardNoiseInserter([np.ones(100, np.float32)], 4, 3, 0.1, 0.1, probability=0.5), 50)
+    labels = torch.arange(6000) % 2
+    torch.manual_seed(0)
+    levels = noise(torch.zeros(6000, 50), labels)[:, 0]
+    # A window gets all its clips or none, with the same chance in both classes.
+    assert set(torch.round(levels.double(), decimals=6).tolist()) == {0.0, 0.3, 0.4}
+    for label, level in ((0, 0.4), (1, 0.3)):
+        share = (levels[labels == label] > 0).double().mean().item()
+        assert abs(share - 0.5) < 0.03
+        assert torch.allclose(levels[(labels == label) & (levels > 0)], torch.tensor(level))
+
+
 def test_recordings_and_offsets_are_drawn_uniformly_as_the_numpy_inserter_does():
     length, ramp_length = 100, 1100
     # Recording 0 a rising ramp 1..n, recording 1 its negative: the sign tells the

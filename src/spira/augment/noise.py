@@ -5,6 +5,10 @@ trained on raw audio learns the ward, not the voice. Adding ward-noise clips to
 both classes during training (controls one clip more, since patients already
 carry ward noise) removes that shortcut. The same rule builds the noisy test
 set: one clip on each control, none on patients.
+
+`probability` < 1 leaves some training windows as recorded: with SPIRA's
+always-on insertion every control the model sees carries ward noise, so a quiet
+control recording at test time is unlike any control seen in training.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ SPIRA_NOISE_PEAK_RANGE = (0.033474047, 0.19233719)
 
 
 class WardNoiseInserter:
-    """Adds `num_noise[label]` random ward-noise clips to a (peak-normalised) signal.
+    """Adds `num_noise[label]` random ward-noise clips to a (peak-normalised) signal,
+    with `probability` (else the signal is left as it is).
 
     Each clip comes from a random noise recording, starts at a random offset,
     is cut to the signal's length (looped when the recording is shorter) and is
@@ -34,7 +39,10 @@ class WardNoiseInserter:
         num_noise_patient: int,
         min_amplitude: float,
         max_amplitude: float,
+        probability: float = 1.0,
     ):
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"ward-noise probability must be in [0, 1], got {probability}")
         if not noise_clips and max(num_noise_control, num_noise_patient) > 0:
             raise ValueError("ward-noise insertion needs at least one noise recording (data.noise_manifest)")
         if not 0 <= min_amplitude <= max_amplitude:
@@ -43,6 +51,7 @@ class WardNoiseInserter:
         self.num_noise = {0: int(num_noise_control), 1: int(num_noise_patient)}
         self.min_amplitude = float(min_amplitude)
         self.max_amplitude = float(max_amplitude)
+        self.probability = float(probability)
 
     def clip(self, length: int, rng: np.random.Generator) -> np.ndarray:
         """One noise clip of `length` samples with its peak drawn from the bounds."""
@@ -57,6 +66,9 @@ class WardNoiseInserter:
 
     def __call__(self, samples: np.ndarray, label: int, rng: np.random.Generator) -> np.ndarray:
         noisy = samples.astype(np.float32, copy=True)
+        # No draw at probability 1, so SPIRA's protocol keeps its random stream.
+        if self.probability < 1.0 and rng.random() >= self.probability:
+            return noisy
         for _ in range(self.num_noise[int(label)]):
             noisy += self.clip(samples.shape[0], rng)
         return noisy
@@ -65,8 +77,8 @@ class WardNoiseInserter:
 class BatchWardNoise:
     """SPIRA's ward-noise insertion on a batch of windows, as tensor operations on their device.
 
-    The same protocol and distributions as WardNoiseInserter: per window,
-    `num_noise[label]` clips, each from a uniformly drawn recording (looped
+    The same protocol and distributions as WardNoiseInserter: per window, with
+    the inserter's probability, `num_noise[label]` clips, each from a uniformly drawn recording (looped
     when shorter than the window) at a uniform offset, rescaled to a peak
     drawn uniformly from the bounds. The recordings are prepared once (looped
     to the window length, concatenated into one bank) and moved to the batch's
@@ -91,6 +103,7 @@ class BatchWardNoise:
         # clips to insert without recordings, so the bank is not empty when this is > 0.
         self.max_clips = max(inserter.num_noise.values())
         self.min_amplitude, self.max_amplitude = inserter.min_amplitude, inserter.max_amplitude
+        self.probability = inserter.probability
         self._on_device: dict[torch.device, tuple[torch.Tensor, ...]] = {}
 
     def _tensors(self, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -107,6 +120,8 @@ class BatchWardNoise:
         noisy = windows.clone()
         if self.max_clips == 0:
             return noisy
+        if self.probability < 1.0:
+            counts = counts * (torch.rand(windows.shape[0], device=windows.device) < self.probability)
         # Every window-length stretch of the bank, as a view: indexing copies just the chosen rows.
         stretches = bank.unfold(0, self.length, 1)
         for slot in range(self.max_clips):

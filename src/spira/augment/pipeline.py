@@ -52,6 +52,7 @@ def ward_noise_inserter(config: DictConfig, noise_clips: list[np.ndarray]) -> Wa
         num_noise_patient=int(config.num_noise_patient),
         min_amplitude=float(config.min_amplitude),
         max_amplitude=float(config.max_amplitude),
+        probability=float(config.get("probability", 1.0)),
     )
 
 
