@@ -7,7 +7,9 @@ patients), cut the 4 s windows and compute their MFCC one window at a time
 This pipeline: windows sliced from the train split held in memory, ward noise
 and MFCC batched on the training device (`BatchWardNoise`, `MfccExtractor`),
 Lightning's training loop. Same corpus (the prepared demo train split and its
-featurized windows), same model (the configured one), same noise recordings.
+featurized windows), same model (the configured one; the baseline's in the
+default memory layout, the pipeline's as configured: `model.channels_last`,
+the same function, tested), same noise recordings.
 
 (a) data path alone, no model: what the DataLoader yields per process (the
 baseline's are MFCC batches with noise; this pipeline's are raw windows, whose
@@ -33,6 +35,7 @@ import numpy as np
 import soundfile as sf
 import torch
 import torchaudio.transforms as T
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
 from spira.augment.pipeline import build_batch_noise, load_noise_clips, ward_noise_inserter
@@ -123,7 +126,8 @@ def data_path_rates(cfg, prepared: Path, features: Path, workers: int, batches: 
 
 def baseline_epoch_rate(cfg, prepared: Path, workers: int, batches: int, device: torch.device) -> float:
     torch.manual_seed(0)
-    module = build_module(cfg).to(device).train()
+    # SPIRA's model as SPIRA ran it: activations in the default memory layout.
+    module = build_module(OmegaConf.merge(cfg, {"model": {"channels_last": False}})).to(device).train()
     optimizer = torch.optim.Adam(module.parameters(), lr=float(cfg.train.optimizer.lr), weight_decay=float(cfg.train.optimizer.weight_decay))
     started, windows = time.perf_counter(), 0
     for number, (features, labels) in enumerate(baseline_loader(cfg, prepared, workers)):

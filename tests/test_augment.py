@@ -135,7 +135,8 @@ def test_noisy_test_set_adds_one_clip_to_controls_only_and_is_fixed(prepared: Pa
 
 
 def test_audiomentations_background_noise_reads_the_prepared_noise_folder(prepared: Path):
-    cfg = compose_config(["augment=spira_noise_audiomentations", f"data.out_dir={prepared}"])
+    # Ward noise on every window: on silence, the SNR-relative transforms add nothing.
+    cfg = compose_config(["augment=spira_noise_audiomentations", "augment.ward_noise.probability=1.0", f"data.out_dir={prepared}"])
     transforms = cfg.augment.audiomentations.transforms
     assert transforms[0]["_target_"] == "audiomentations.AddBackgroundNoise"
     assert Path(transforms[0]["sounds_path"]) == prepared / "noise"

@@ -12,6 +12,11 @@ import torchaudio.transforms as T
 from spira.features.frontend import F_MIN, LOG_MELS_OFFSET, MEL_NORM, MEL_SCALE, TOP_DB
 from spira.features.windows import WindowSpec, cut_windows
 
+# Frames per FFT call on a CPU, so that its buffers (frames x n_fft) stay in cache: on
+# the 2-core Xeon VM a batch of 16 training windows in one call takes twice as long
+# as in blocks of 100 to 800 frames, and an 8 s file 10% longer.
+CPU_FRAMES_PER_BLOCK = 512
+
 
 class MfccExtractor(torch.nn.Module):
     """Batched MFCC: (n_windows, window_samples) -> (n_windows, frames, n_mfcc)."""
@@ -29,6 +34,8 @@ class MfccExtractor(torch.nn.Module):
         )  # fmt: skip
         # The settings the numpy front end (serving) shares: features.frontend.
         self.mfcc.amplitude_to_DB = T.AmplitudeToDB("power", TOP_DB)
+        # Each bin's filter weights twice, for its real and imaginary part side by side.
+        self.register_buffer("interleaved_filterbank", self.mfcc.MelSpectrogram.mel_scale.fb.repeat_interleave(2, dim=0), persistent=False)
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         return self.from_mel_power(self.mel_power(windows))
@@ -36,14 +43,42 @@ class MfccExtractor(torch.nn.Module):
     def mel_power(self, signal: torch.Tensor) -> torch.Tensor:
         """Mel power spectrogram (..., n_mels, frames) of a centred, reflect-padded STFT.
 
-        torchaudio's MelSpectrogram with power 2, except |z|^2 is computed as
-        re^2 + im^2 rather than abs(z)^2 (40% of the spectrogram's time on a CPU;
-        relative difference below 1e-6)."""
+        torchaudio's MelSpectrogram with power 2, with less work per frame: a frame
+        is the win_length samples its window covers (of the signal reflect-padded
+        as torch.stft pads it), transformed with an n_fft-point FFT; the zeros
+        around the window only turn each bin's phase, which the power drops. On a CPU the frames go through in
+        blocks of CPU_FRAMES_PER_BLOCK, whose buffers stay in cache. The MFCC
+        differ from torchaudio's by float32 rounding (tests/test_feature_parity.py)."""
         stft = self.mfcc.MelSpectrogram.spectrogram
-        spectrum = torch.stft(
-            signal, stft.n_fft, stft.hop_length, stft.win_length, stft.window, center=True, pad_mode="reflect", return_complex=True
-        )
-        return self.mfcc.MelSpectrogram.mel_scale(spectrum.real.square() + spectrum.imag.square())
+        win_length, hop = stft.win_length, stft.hop_length
+        reach_left = stft.n_fft // 2 - (stft.n_fft - win_length) // 2
+        shape = signal.shape
+        if shape[-1] <= max(reach_left, win_length - reach_left):
+            raise ValueError(f"reflect padding needs signals of more than {max(reach_left, win_length - reach_left)} samples, got {shape[-1]}")
+        flat = signal.reshape(-1, shape[-1])
+        # Reflect padding as torch.stft's (F.pad's), by concatenation: 4x faster on a CPU.
+        padded = torch.cat([flat[:, 1 : reach_left + 1].flip(-1), flat, flat[:, -(win_length - reach_left) - 1 : -1].flip(-1)], dim=-1)
+        frames = padded.unfold(-1, win_length, hop)  # (signals, frames, win_length), a view
+        if signal.device.type != "cpu":
+            mel = self._mel_of_frames(frames)
+        else:
+            mel = signal.new_empty(*frames.shape[:2], self.mfcc.MelSpectrogram.n_mels)
+            # Several signals per block when they are short (edge segments), blocks of one when long.
+            signals_per_block = max(1, CPU_FRAMES_PER_BLOCK // frames.shape[1])
+            frames_per_block = -(-frames.shape[1] // -(-frames.shape[1] // CPU_FRAMES_PER_BLOCK))  # even blocks
+            for first in range(0, frames.shape[0], signals_per_block):
+                rows = slice(first, first + signals_per_block)
+                for start in range(0, frames.shape[1], frames_per_block):
+                    block = slice(start, start + frames_per_block)
+                    mel[rows, block] = self._mel_of_frames(frames[rows, block])
+        return mel.transpose(-1, -2).reshape(*shape[:-1], -1, frames.shape[1])
+
+    def _mel_of_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """(..., win_length) frames -> (..., n_mels) mel power."""
+        stft = self.mfcc.MelSpectrogram.spectrogram
+        # re^2 and im^2 in place, summed by the filterbank product: one pass fewer than re^2 + im^2.
+        squares = torch.view_as_real(torch.fft.rfft(frames * stft.window, n=stft.n_fft)).square_()
+        return torch.matmul(squares.flatten(-2), self.interleaved_filterbank)
 
     def from_mel_power(self, power: torch.Tensor) -> torch.Tensor:
         """(n_windows, n_mels, frames) mel power of whole windows -> (n_windows, frames, n_mfcc)."""
@@ -87,8 +122,8 @@ class MfccExtractor(torch.nn.Module):
 
     def _edge_frames(self, size: int) -> tuple[int, int, int]:
         """(head, tail, edge): the first `head` and last `tail` frames of a window whose
-        non-zero STFT window reaches past the window's edges, and the samples at
-        each end of the window from which those frames are computed exactly."""
+        STFT window reaches past the window's edges, and the samples at each end of
+        the window from which `mel_power` computes those frames exactly."""
         stft = self.mfcc.MelSpectrogram.spectrogram
         n_fft, win_length, hop = stft.n_fft, stft.win_length, stft.hop_length
         # torch.stft centres a short window inside n_fft: frame j's non-zero
@@ -98,10 +133,10 @@ class MfccExtractor(torch.nn.Module):
         head = -(-reach_left // hop)
         first_tail = (size - reach_right) // hop + 1
         tail = size // hop + 1 - first_tail
-        # A segment of `edge` samples reflects the same samples at its outer end as
-        # the window does (edge > n_fft // 2), and holds every sample an edge
-        # frame's whole n_fft span reads; a multiple of hop keeps frames aligned.
-        needed = max(n_fft // 2 + 1, max(head, tail, 1) * hop + n_fft - n_fft // 2)
+        # A segment of `edge` samples at either end of the window reflects the same
+        # samples at that end as the window does, and its edge frames do not reach
+        # its other (also reflected) end; a multiple of hop keeps frames aligned.
+        needed = max((head - 1) * hop + reach_right, (tail - 1) * hop + reach_left, max(reach_left, reach_right) + 1)
         edge = -(-needed // hop) * hop
         return head, tail, edge
 
