@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,9 +47,10 @@ class MfccExtractor(torch.nn.Module):
         torchaudio's MelSpectrogram with power 2, with less work per frame: a frame
         is the win_length samples its window covers (of the signal reflect-padded
         as torch.stft pads it), transformed with an n_fft-point FFT; the zeros
-        around the window only turn each bin's phase, which the power drops. On a CPU the frames go through in
-        blocks of CPU_FRAMES_PER_BLOCK, whose buffers stay in cache. The MFCC
-        differ from torchaudio's by float32 rounding (tests/test_feature_parity.py)."""
+        around the window only turn each bin's phase, which the power drops. On
+        a CPU the frames go through in blocks of about CPU_FRAMES_PER_BLOCK,
+        whose buffers stay in cache. The MFCC differ from torchaudio's by
+        float32 rounding (tests/test_feature_parity.py)."""
         stft = self.mfcc.MelSpectrogram.spectrogram
         win_length, hop = stft.win_length, stft.hop_length
         reach_left = stft.n_fft // 2 - (stft.n_fft - win_length) // 2
@@ -63,15 +65,17 @@ class MfccExtractor(torch.nn.Module):
             mel = self._mel_of_frames(frames)
         else:
             mel = signal.new_empty(*frames.shape[:2], self.mfcc.MelSpectrogram.n_mels)
-            # Several signals per block when they are short (edge segments), blocks of one when long.
-            signals_per_block = max(1, CPU_FRAMES_PER_BLOCK // frames.shape[1])
-            frames_per_block = -(-frames.shape[1] // -(-frames.shape[1] // CPU_FRAMES_PER_BLOCK))  # even blocks
+            # Several signals per block when they are short (edge segments); a long
+            # signal's frames in blocks of equal size.
+            n_frames = frames.shape[1]
+            signals_per_block = max(1, CPU_FRAMES_PER_BLOCK // n_frames)
+            frames_per_block = math.ceil(n_frames / math.ceil(n_frames / CPU_FRAMES_PER_BLOCK))
             for first in range(0, frames.shape[0], signals_per_block):
                 rows = slice(first, first + signals_per_block)
-                for start in range(0, frames.shape[1], frames_per_block):
+                for start in range(0, n_frames, frames_per_block):
                     block = slice(start, start + frames_per_block)
                     mel[rows, block] = self._mel_of_frames(frames[rows, block])
-        return mel.transpose(-1, -2).reshape(*shape[:-1], -1, frames.shape[1])
+        return mel.transpose(-1, -2).reshape(*shape[:-1], -1, mel.shape[1])
 
     def _mel_of_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """(..., win_length) frames -> (..., n_mels) mel power."""
