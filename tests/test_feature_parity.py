@@ -14,6 +14,7 @@ import torchaudio.transforms as T
 from spira.config import compose_config
 from spira.demo import DemoCohortConfig, generate_demo_cohort
 from spira.features import featurize as featurize_module
+from spira.features import mfcc as mfcc_module
 from spira.features.featurize import featurize
 from spira.features.mfcc import build_extractor
 from spira.features.windows import cut_windows, window_spec
@@ -55,8 +56,22 @@ def test_per_file_features_match_the_per_window_transform_on_demo_audio(demo_rec
             worst_torchaudio = max(worst_torchaudio, (per_file - torchaudio_mfcc).abs().max().item())
             windows_seen += len(windows)
     assert windows_seen >= 8
-    # re^2 + im^2 instead of |z|^2: still torchaudio's MFCC up to float rounding.
+    # Each frame's own samples through an n_fft FFT: still torchaudio's MFCC up to float rounding.
     assert worst_torchaudio <= MAX_ABS_DIFFERENCE
+
+
+def test_cpu_blocks_and_one_call_give_torchaudios_mel_power(demo_recordings, monkeypatch):
+    extractor = build_extractor(compose_config().features)
+    signals = torch.from_numpy(np.stack([samples[: 16000 * 5] for samples in demo_recordings[:3]]))
+    with torch.inference_mode():
+        blocked = extractor.mel_power(signals)  # a block per signal on a CPU
+        monkeypatch.setattr(mfcc_module, "CPU_FRAMES_PER_BLOCK", 10**9)
+        whole = extractor.mel_power(signals)  # all frames in one call, as on a GPU
+        reference = extractor.mfcc.MelSpectrogram(signals)  # torchaudio: torch.stft, |z|^2
+    assert blocked.shape == whole.shape == reference.shape == (3, 40, 501)
+    scale = reference.amax(dim=(1, 2), keepdim=True)
+    assert ((blocked - whole).abs() / scale).max().item() <= 1e-6
+    assert ((blocked - reference).abs() / scale).max().item() <= 1e-5
 
 
 def test_edge_frames_are_recomputed_not_taken_from_the_file():
