@@ -78,9 +78,9 @@ class BatchWardNoise:
     """SPIRA's ward-noise insertion on a batch of windows, as tensor operations on their device.
 
     The same protocol and distributions as WardNoiseInserter: per window, with
-    the inserter's probability, `num_noise[label]` clips, each from a uniformly drawn recording (looped
-    when shorter than the window) at a uniform offset, rescaled to a peak
-    drawn uniformly from the bounds. The recordings are prepared once (looped
+    the inserter's probability, `num_noise[label]` clips, each from a uniformly
+    drawn recording (looped when shorter than the window) at a uniform offset,
+    rescaled to a peak drawn uniformly from the bounds. The recordings are prepared once (looped
     to the window length, concatenated into one bank) and moved to the batch's
     device on first use. Draws come from torch's RNG on that device, which
     Lightning seeds, so a seed gives the same noise.

@@ -52,15 +52,14 @@ class MfccExtractor(torch.nn.Module):
         whose buffers stay in cache. The MFCC differ from torchaudio's by
         float32 rounding (tests/test_feature_parity.py)."""
         stft = self.mfcc.MelSpectrogram.spectrogram
-        win_length, hop = stft.win_length, stft.hop_length
-        reach_left = stft.n_fft // 2 - (stft.n_fft - win_length) // 2
+        reach_left, reach_right = self._frame_reach()
         shape = signal.shape
-        if shape[-1] <= max(reach_left, win_length - reach_left):
-            raise ValueError(f"reflect padding needs signals of more than {max(reach_left, win_length - reach_left)} samples, got {shape[-1]}")
+        if shape[-1] <= max(reach_left, reach_right):
+            raise ValueError(f"reflect padding needs signals of more than {max(reach_left, reach_right)} samples, got {shape[-1]}")
         flat = signal.reshape(-1, shape[-1])
         # Reflect padding as torch.stft's (F.pad's), by concatenation: 4x faster on a CPU.
-        padded = torch.cat([flat[:, 1 : reach_left + 1].flip(-1), flat, flat[:, -(win_length - reach_left) - 1 : -1].flip(-1)], dim=-1)
-        frames = padded.unfold(-1, win_length, hop)  # (signals, frames, win_length), a view
+        padded = torch.cat([flat[:, 1 : reach_left + 1].flip(-1), flat, flat[:, -reach_right - 1 : -1].flip(-1)], dim=-1)
+        frames = padded.unfold(-1, stft.win_length, stft.hop_length)  # (signals, frames, win_length), a view
         if signal.device.type != "cpu":
             mel = self._mel_of_frames(frames)
         else:
@@ -124,16 +123,19 @@ class MfccExtractor(torch.nn.Module):
             power[:, :, -tail:] = mel(windows[:, size - edge :])[:, :, -tail:]
         return self.from_mel_power(power), 0
 
+    def _frame_reach(self) -> tuple[int, int]:
+        """(reach_left, reach_right): torch.stft centres a short window inside n_fft, so
+        frame j's non-zero window spans samples [j*hop - reach_left, j*hop + reach_right)."""
+        stft = self.mfcc.MelSpectrogram.spectrogram
+        reach_left = stft.n_fft // 2 - (stft.n_fft - stft.win_length) // 2
+        return reach_left, stft.win_length - reach_left
+
     def _edge_frames(self, size: int) -> tuple[int, int, int]:
         """(head, tail, edge): the first `head` and last `tail` frames of a window whose
         STFT window reaches past the window's edges, and the samples at each end of
         the window from which `mel_power` computes those frames exactly."""
-        stft = self.mfcc.MelSpectrogram.spectrogram
-        n_fft, win_length, hop = stft.n_fft, stft.win_length, stft.hop_length
-        # torch.stft centres a short window inside n_fft: frame j's non-zero
-        # window spans samples [j*hop - reach_left, j*hop + reach_right).
-        reach_left = n_fft // 2 - (n_fft - win_length) // 2
-        reach_right = win_length - reach_left
+        hop = self.mfcc.MelSpectrogram.spectrogram.hop_length
+        reach_left, reach_right = self._frame_reach()
         head = -(-reach_left // hop)
         first_tail = (size - reach_right) // hop + 1
         tail = size // hop + 1 - first_tail
