@@ -104,7 +104,7 @@ def data_path_rates(cfg, prepared: Path, features: Path, workers: int, batches: 
         windows += batch.to(device).shape[0]
     synchronize(device)
     baseline = windows / (time.perf_counter() - started)
-    module = build_module(cfg).to(device)
+    module = build_module(cfg, features).to(device)
     noise = build_batch_noise(cfg.augment, load_noise_clips(prepared, "train"), window_spec(cfg.features).window_samples)
     loader = pipeline_loader(cfg, prepared, features, workers)
     started, windows = time.perf_counter(), 0
@@ -124,17 +124,17 @@ def data_path_rates(cfg, prepared: Path, features: Path, workers: int, batches: 
     return {"loader": (baseline, loader_only), "to MFCC batches": (baseline, windows / (time.perf_counter() - started))}
 
 
-def baseline_epoch_rate(cfg, prepared: Path, workers: int, batches: int, device: torch.device) -> float:
+def baseline_epoch_rate(cfg, prepared: Path, features: Path, workers: int, batches: int, device: torch.device) -> float:
     torch.manual_seed(0)
     # SPIRA's model as SPIRA ran it: activations in the default memory layout.
-    module = build_module(OmegaConf.merge(cfg, {"model": {"channels_last": False}})).to(device).train()
+    module = build_module(OmegaConf.merge(cfg, {"model": {"channels_last": False}}), features).to(device).train()
     optimizer = torch.optim.Adam(module.parameters(), lr=float(cfg.train.optimizer.lr), weight_decay=float(cfg.train.optimizer.weight_decay))
     started, windows = time.perf_counter(), 0
-    for number, (features, labels) in enumerate(baseline_loader(cfg, prepared, workers)):
+    for number, (batch_features, labels) in enumerate(baseline_loader(cfg, prepared, workers)):
         if number == batches:
             break
-        features, labels = features.to(device), labels.to(device)
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(module(features), labels)
+        batch_features, labels = batch_features.to(device), labels.to(device)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(module(batch_features), labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -160,7 +160,7 @@ class _Windows(L.Callback):
 
 def pipeline_epoch_rate(cfg, prepared: Path, features: Path, workers: int, batches: int, device: torch.device) -> float:
     L.seed_everything(0, workers=True)
-    module = build_module(cfg)
+    module = build_module(cfg, features)
     module.batch_noise = build_batch_noise(cfg.augment, load_noise_clips(prepared, "train"), window_spec(cfg.features).window_samples)
     counter = _Windows()
     trainer = L.Trainer(
@@ -179,7 +179,7 @@ def main() -> None:
     parser.add_argument("--features", type=Path, default=Path("data/features"))
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. trainer=gpu train.batch_size=64")
     args = parser.parse_args()
-    cfg = compose_config(["augment=spira_noise", f"data.out_dir={args.prepared}", f"features.out_dir={args.features}", *args.overrides])
+    cfg = compose_config(["augment=spira_noise", *args.overrides])
     device = torch.device("cuda" if cfg.trainer.accelerator == "gpu" else "cpu")
     if device.type == "cpu":
         torch.set_num_threads(1)  # per process: DataLoader workers and DDP ranks each run one
@@ -190,7 +190,7 @@ def main() -> None:
         where = f"on {device.type}" if stage != "loader" else "CPU, per process"
         line = f"data path ({stage}, {where})"
         print(f"{line:<42} baseline {baseline:8.1f} windows/s  pipeline {pipeline:8.1f} windows/s  ({pipeline / baseline:.2f} x baseline)")
-    baseline = baseline_epoch_rate(cfg, args.prepared, args.workers, args.batches, device)
+    baseline = baseline_epoch_rate(cfg, args.prepared, args.features, args.workers, args.batches, device)
     pipeline = pipeline_epoch_rate(cfg, args.prepared, args.features, args.workers, args.batches, device)
     line = f"epoch (training, {device.type})"
     print(f"{line:<42} baseline {baseline:8.1f} windows/s  pipeline {pipeline:8.1f} windows/s  ({pipeline / baseline:.2f} x baseline)")

@@ -75,14 +75,12 @@ def main() -> None:
             [
                 "data=manifest",
                 f"data.root={work / 'corpus'}",
-                f"data.out_dir={work / 'prepared'}",
-                f"data.report_dir={work / 'quarantine'}",
                 f"data.num_workers={args.workers}",
                 "data.public_dataset=true",  # a synthetic corpus: its ids are no secret
             ]
         ).data
         started = time.perf_counter()
-        prepared = prepare_dataset(data)
+        prepared = prepare_dataset(data, work / "prepared", work / "quarantine")
         elapsed = time.perf_counter() - started
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -21,6 +21,7 @@ import torch
 from spira.augment.pipeline import build_augmenter, build_batch_noise, load_noise_clips
 from spira.config import compose_config
 from spira.features.windows import window_spec
+from spira.layout import PIPELINE
 from spira.training.data import FeatureDataModule
 from spira.training.train import build_module
 
@@ -49,12 +50,12 @@ def measure(augment: str, workers: int, batches: int, overrides: list[str]) -> f
     cfg = compose_config([f"augment={augment}", f"train.num_workers={workers}", *overrides])
     L.seed_everything(int(cfg.seed), workers=True)
     spec = window_spec(cfg.features)
-    prepared_dir = Path(cfg.data.out_dir)
+    prepared_dir = PIPELINE.prepared
     augmenter = build_augmenter(cfg.augment, prepared_dir, spec.sample_rate)
-    module = build_module(cfg)
+    module = build_module(cfg, PIPELINE.features)
     module.batch_noise = build_batch_noise(cfg.augment, load_noise_clips(prepared_dir, "train"), spec.window_samples)
     datamodule = FeatureDataModule(
-        cfg.features.out_dir, int(cfg.train.batch_size), workers, augmenter, prepared_dir, spec, audio_windows=module.batch_noise is not None
+        PIPELINE.features, int(cfg.train.batch_size), workers, augmenter, prepared_dir, spec, audio_windows=module.batch_noise is not None
     )
     timer = _Throughput(warmup_batches=3)
     trainer = L.Trainer(

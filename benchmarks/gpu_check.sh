@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU check, ready to run on a machine with an NVIDIA GPU (under 8 minutes with
 # the default demo cohort on one H200 node):
-#   1. the demo cohort: generate, prepare, featurize (stage scripts, own params file);
+#   1. the demo cohort: generate, prepare, featurize (stage scripts, own params file,
+#      run in the work folder: the pipeline writes its fixed paths data/... there);
 #   2. trainer=gpu (bf16-mixed) and trainer=ddp, a fixed number of steps each
 #      (python -m spira.train, one run folder each under the work folder),
 #      with nvidia-smi sampled every 0.5 s: GPU memory and utilisation;
@@ -48,16 +49,17 @@ fi
 cd "$(dirname "$0")/.."
 [[ -f .venv/bin/activate && -z "${VIRTUAL_ENV:-}" ]] && source .venv/bin/activate
 DATA="$WORK/data"
-COMMON=("${EXPERIMENT[@]}" "demo_cohort.out_dir=$DATA/demo" "data.root=$DATA/demo" "data.noise_root=$DATA/demo" "data.out_dir=$DATA/prepared"
-        "data.report_dir=$DATA/quarantine" "features.out_dir=$DATA/features" "logger=csv")
+COMMON=("${EXPERIMENT[@]}" "logger=csv")
 run() { echo "+ $*"; [[ "$DRY_RUN" == 1 ]] || "$@"; }
+# The stages and the Hydra entry read and write data/ under the working folder.
+in_work() { echo "+ cd $WORK && $*"; [[ "$DRY_RUN" == 1 ]] || (cd "$WORK" && "$@"); }
 
 echo "gpu check: mode $MODE, cohort $COHORT, $STEPS steps per trainer, work folder $WORK"
-[[ "$DRY_RUN" == 1 ]] || { rm -rf "$WORK"; mkdir -p "$WORK"; }
+[[ "$DRY_RUN" == 1 ]] || { rm -rf "$WORK"; mkdir -p "$WORK"; cp dvc.yaml "$WORK/"; }
 started=$SECONDS
 run spira params --output "$WORK/params_data.yaml" "${COMMON[@]}"
 for stage in generate_demo prepare featurize; do
-  run python -m spira.stages.$stage --params "$WORK/params_data.yaml"
+  in_work python -m spira.stages.$stage --params params_data.yaml
 done
 echo "data ready after $((SECONDS - started)) s"
 
@@ -70,7 +72,7 @@ for trainer in "${TRAINERS[@]}"; do
   fi
   begun=$SECONDS
   # The Hydra entry: checkpoints, metrics and predictions in the run folder $out.
-  run python -m spira.train "${COMMON[@]}" "trainer=$trainer" "+trainer.max_steps=$STEPS" "trainer.max_epochs=1000" \
+  in_work python -m spira.train "${COMMON[@]}" "trainer=$trainer" "+trainer.max_steps=$STEPS" "trainer.max_epochs=1000" \
     "train.num_workers=$WORKERS" "hydra.run.dir=$out"
   seconds=$((SECONDS - begun))
   [[ -n "${sampler:-}" ]] && { kill "$sampler"; wait "$sampler" 2>/dev/null || true; unset sampler; }

@@ -32,10 +32,10 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
 
 def test_a_failed_folder_build_keeps_the_old_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with staged_folder("features", "features.out_dir", {}) as staging:
+    with staged_folder("features", "the features", {}) as staging:
         (staging / "train.npy").write_bytes(b"old")
     with pytest.raises(RuntimeError):
-        with staged_folder("features", "features.out_dir", {}) as staging:
+        with staged_folder("features", "the features", {}) as staging:
             (staging / "train.npy").write_bytes(b"half")
             raise RuntimeError("killed")
     assert (tmp_path / "features" / "train.npy").read_bytes() == b"old"

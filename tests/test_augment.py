@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from spira.augment.noise import WardNoiseInserter
-from spira.augment.pipeline import build_augmenter, build_batch_noise, load_noise_clips
+from spira.augment.pipeline import build_augmenter, build_batch_noise, load_noise_clips, with_training_noise
 from spira.config import compose_config
 from spira.features.featurize import featurize
 from spira.features.windows import window_spec
@@ -95,11 +95,11 @@ def prepared(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _stream(cfg, prepared: Path, seed: int, epochs: int = 2) -> list[torch.Tensor]:
+def _stream(cfg, prepared: Path, features: Path, seed: int, epochs: int = 2) -> list[torch.Tensor]:
     spec = window_spec(cfg.features)
     augmenter = build_augmenter(cfg.augment, prepared, spec.sample_rate)
     noise = build_batch_noise(cfg.augment, load_noise_clips(prepared, "train"), spec.window_samples)
-    _, index = load_split(Path(cfg.features.out_dir), "train")
+    _, index = load_split(features, "train")
     dataset = AugmentedWaveformWindows(index, prepared, spec, augmenter)
     L.seed_everything(seed, workers=True)
     # Unshuffled, so batch k of every epoch holds the same windows; ward noise
@@ -109,9 +109,9 @@ def _stream(cfg, prepared: Path, seed: int, epochs: int = 2) -> list[torch.Tenso
 
 
 def test_augmented_stream_is_reproducible_under_a_seed_and_new_each_epoch(prepared: Path, tmp_path: Path):
-    cfg = compose_config([f"features.out_dir={tmp_path / 'features'}"])
-    featurize(cfg.features, prepared, cfg.noisy_test, {})
-    first, again, other = _stream(cfg, prepared, 7), _stream(cfg, prepared, 7), _stream(cfg, prepared, 8)
+    cfg, features = compose_config(), tmp_path / "features"
+    featurize(cfg.features, prepared, features, cfg.noisy_test, {})
+    first, again, other = _stream(cfg, prepared, features, 7), _stream(cfg, prepared, features, 7), _stream(cfg, prepared, features, 8)
     flat = [batch for epoch in first for batch in epoch]
     assert all(torch.equal(a, b) for a, b in zip(flat, [batch for epoch in again for batch in epoch]))
     assert not any(torch.equal(a, b) for a, b in zip(flat, [batch for epoch in other for batch in epoch]))
@@ -121,25 +121,34 @@ def test_augmented_stream_is_reproducible_under_a_seed_and_new_each_epoch(prepar
 
 
 def test_noisy_test_set_adds_one_clip_to_controls_only_and_is_fixed(prepared: Path, tmp_path: Path):
-    cfg = compose_config([f"features.out_dir={tmp_path / 'features'}"])
-    featurize(cfg.features, prepared, cfg.noisy_test, {})
+    cfg = compose_config()
+    featurize(cfg.features, prepared, tmp_path / "features", cfg.noisy_test, {})
     clean = np.load(tmp_path / "features/test.npy")
     noisy = np.load(tmp_path / "features/test_noisy.npy")
     index = pd.read_csv(tmp_path / "features/test_noisy_index.csv")
     patients, controls = (index["label"] == 1).to_numpy(), (index["label"] == 0).to_numpy()
     assert np.array_equal(clean[patients], noisy[patients])
     assert not np.allclose(clean[controls], noisy[controls])
-    cfg_again = compose_config([f"features.out_dir={tmp_path / 'again'}"])
-    featurize(cfg_again.features, prepared, cfg_again.noisy_test, {})
+    featurize(cfg.features, prepared, tmp_path / "again", cfg.noisy_test, {})
     assert np.array_equal(np.load(tmp_path / "again/test_noisy.npy"), noisy)
 
 
-def test_audiomentations_background_noise_reads_the_prepared_noise_folder(prepared: Path):
+def test_audiomentations_background_noise_draws_train_noise_only(prepared: Path):
+    manifest = pd.read_csv(prepared / "noise_manifest.csv")
+    for number, split in enumerate(["val", "test", "train"]):
+        sf.write(prepared / f"noise/{split}{number}.wav", np.full(16000, 0.5, np.float32), 16000, subtype="FLOAT")
+        manifest.loc[len(manifest)] = [f"{split}{number}", f"noise/{split}{number}.wav", 16000]
+    manifest.assign(split=["train", "train", "val", "test", "train"]).to_csv(prepared / "noise_manifest.csv", index=False)
+    cfg = compose_config(["augment=spira_noise_audiomentations", "augment.ward_noise.probability=1.0"])
+    compose = with_training_noise(cfg.augment.audiomentations, prepared)
+    assert compose.transforms[0]["_target_"] == "audiomentations.AddBackgroundNoise"
+    assert "sounds_path" not in cfg.augment.audiomentations.transforms[0]
+    assert [Path(path) for path in compose.transforms[0]["sounds_path"]] == [prepared / "noise/n0.wav", prepared / "noise/n1.wav", prepared / "noise/train2.wav"]
+
+
+def test_audiomentations_background_noise_mixes_in_the_prepared_noise(prepared: Path):
     # Ward noise on every window: on silence, the SNR-relative transforms add nothing.
-    cfg = compose_config(["augment=spira_noise_audiomentations", "augment.ward_noise.probability=1.0", f"data.out_dir={prepared}"])
-    transforms = cfg.augment.audiomentations.transforms
-    assert transforms[0]["_target_"] == "audiomentations.AddBackgroundNoise"
-    assert Path(transforms[0]["sounds_path"]) == prepared / "noise"
+    cfg = compose_config(["augment=spira_noise_audiomentations", "augment.ward_noise.probability=1.0"])
     augmenter = build_augmenter(cfg.augment, prepared, 16000)
     silent = np.zeros(16000, np.float32)
     np.random.seed(0)

@@ -121,6 +121,8 @@ def write_awkward_corpus(root: Path) -> dict[str, str]:
 
 
 def stage_params(tmp_path: Path, *overrides: str) -> Path:
+    """params.yaml and dvc.yaml in tmp_path: the prepare stage run there writes tmp_path/data/prepared."""
+    shutil.copy2(REPO_ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
     params = tmp_path / "params.yaml"
     compose_params(
         params,
@@ -128,8 +130,6 @@ def stage_params(tmp_path: Path, *overrides: str) -> Path:
             "data=manifest",
             f"data.root={tmp_path / 'dataset'}",
             f"data.noise_root={tmp_path / 'noise'}",
-            f"data.out_dir={tmp_path / 'prepared'}",
-            f"data.report_dir={tmp_path / 'quarantine'}",
             "data.split.strategy=given",
             "data.max_quarantine_fraction=1.0",
             "data.num_workers=0",
@@ -148,7 +148,7 @@ def run_prepare(params: Path, prefix: list[str] = (), file_size_limit: int | Non
             resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
 
     command = [*prefix, sys.executable, "-m", "spira.stages.prepare", "--params", str(params)]
-    return subprocess.run(command, cwd=REPO_ROOT, env=ENV, capture_output=True, text=True, timeout=300, preexec_fn=limit)
+    return subprocess.run(command, cwd=params.parent, env=ENV, capture_output=True, text=True, timeout=300, preexec_fn=limit)
 
 
 def test_every_awkward_input_is_quarantined_with_its_reason_and_every_row_accounted_for(tmp_path):
@@ -157,7 +157,7 @@ def test_every_awkward_input_is_quarantined_with_its_reason_and_every_row_accoun
     finished = run_prepare(stage_params(tmp_path), prefix)
     assert finished.returncode == 0, finished.stderr
 
-    report = pd.read_csv(tmp_path / "quarantine" / QUARANTINE_FILE, keep_default_na=False)
+    report = pd.read_csv(tmp_path / "data/quarantine" / QUARANTINE_FILE, keep_default_na=False)
     quarantined = report[report["action"] == "quarantined"]
     dataset = quarantined[quarantined["set"] == "dataset"]
     reasons = dict(zip(dataset["path"], dataset["reason"]))
@@ -174,12 +174,12 @@ def test_every_awkward_input_is_quarantined_with_its_reason_and_every_row_accoun
     assert dict(zip(noise["path"], noise["reason"])) == {"empty.wav": "empty_file", "locked.wav": "unreadable_file", "dir.wav": "not_a_file"}
 
     # Every row in: accepted (in the manifest) or quarantined with a reason, exactly once.
-    summary = pd.read_json(tmp_path / "quarantine" / QUARANTINE_SUMMARY_FILE, typ="series")
-    manifest = pd.read_csv(tmp_path / "prepared" / "manifest.csv", dtype=str)
+    summary = pd.read_json(tmp_path / "data/quarantine" / QUARANTINE_SUMMARY_FILE, typ="series")
+    manifest = pd.read_csv(tmp_path / "data/prepared" / "manifest.csv", dtype=str)
     assert summary["dataset"]["rows_in"] == len(GOOD) + len(expected) == len(manifest) + len(dataset)
     assert sorted(manifest["file_id"]) == sorted(salted_id(path, SALT) for path, *_ in GOOD)
     assert (dataset["reason"] != "").all() and (dataset["message"] != "").all()
-    noise_manifest = pd.read_csv(tmp_path / "prepared" / "noise_manifest.csv")
+    noise_manifest = pd.read_csv(tmp_path / "data/prepared" / "noise_manifest.csv")
     assert summary["noise"]["rows_in"] == 6 == len(noise_manifest) + len(noise)
     assert summary["noise"]["by_reason"] == {"empty_file": 1, "not_a_file": 1, "unreadable_file": 1}
 
@@ -212,7 +212,7 @@ import resource, sys
 from spira.safety import OutputWriteError, atomic_file, staged_folder
 resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, 10_000))
 try:
-    with staged_folder("features", "features.out_dir", {}) as staging:
+    with staged_folder("features", "the features", {}) as staging:
         (staging / "train.npy").write_bytes(bytes(50_000))
 except OutputWriteError as error:
     print(error)
@@ -230,7 +230,7 @@ def test_a_file_size_limit_fails_a_folder_or_file_write_with_one_line_keeping_th
     (tmp_path / "metrics.json").write_text("{}")
     finished = subprocess.run([sys.executable, "-c", SAFETY_SCRIPT], cwd=tmp_path, capture_output=True, text=True, check=True)
     folder_line, file_line = finished.stdout.splitlines()
-    assert folder_line.startswith(f"cannot write features.out_dir at {tmp_path / 'features'}: File too large; ")
+    assert folder_line.startswith(f"cannot write the features at {tmp_path / 'features'}: File too large; ")
     assert " free of " in folder_line
     assert folder_line.endswith(f" on that file system. Nothing was written: {tmp_path / 'features'} is as it was")
     assert file_line.startswith(f"cannot write metrics.json at {tmp_path / 'metrics.json'}: File too large; ")
@@ -254,36 +254,37 @@ def previous_output(folder: Path) -> None:
 
 def test_prepare_on_a_full_file_system_fails_with_one_line_and_leaves_the_previous_output(tmp_path):
     small_corpus(tmp_path)
-    previous_output(tmp_path / "prepared")
+    previous_output(tmp_path / "data/prepared")
     # 50 kB per file: the first prepared recording (1.3 s of float32 at 16 kHz, 83 kB) does not fit.
     finished = run_prepare(stage_params(tmp_path), file_size_limit=50_000)
     assert finished.returncode == 1
     last = finished.stderr.strip().splitlines()[-1]
     # The file that did not fit, named where it would have ended.
-    assert last.startswith(f"error: cannot write data.out_dir at {tmp_path / 'prepared' / 'audio'}/")
-    assert ".wav: File too large; " in last and " free of " in last and last.endswith(f"{tmp_path / 'prepared'} is as it was")
+    assert last.startswith(f"error: cannot write the prepared data at {tmp_path / 'data/prepared' / 'audio'}/")
+    assert ".wav: File too large; " in last and " free of " in last and last.endswith(f"{tmp_path / 'data/prepared'} is as it was")
     assert "Traceback" not in finished.stderr
-    assert (tmp_path / "prepared" / "manifest.csv").read_text() == "the previous run's manifest\n"
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["dataset", "noise", "params.yaml", "prepared"]
+    assert (tmp_path / "data/prepared" / "manifest.csv").read_text() == "the previous run's manifest\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data", "dataset", "dvc.yaml", "noise", "params.yaml"]
+    assert sorted(path.name for path in (tmp_path / "data").iterdir()) == ["prepared"]
 
 
 def test_prepare_into_a_read_only_folder_fails_with_one_line_and_leaves_the_previous_output(tmp_path):
     prefix = without_permission_override()
     small_corpus(tmp_path)
-    previous_output(tmp_path / "locked" / "prepared")
-    (tmp_path / "locked").chmod(0o555)
+    previous_output(tmp_path / "data" / "prepared")
+    params = stage_params(tmp_path)
+    (tmp_path / "data").chmod(0o555)
     try:
-        finished = run_prepare(stage_params(tmp_path, f"data.out_dir={tmp_path / 'locked' / 'prepared'}"), prefix)
+        finished = run_prepare(params, prefix)
     finally:
-        (tmp_path / "locked").chmod(0o755)
+        (tmp_path / "data").chmod(0o755)
     assert finished.returncode == 1
     last = finished.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"error: cannot write data.out_dir at {tmp_path / 'locked' / 'prepared'}: Permission denied; ")
+    assert last.startswith(f"error: cannot write the prepared data at {tmp_path / 'data' / 'prepared'}: Permission denied; ")
     assert " free of " in last
     assert "Traceback" not in finished.stderr
-    assert sorted(path.name for path in (tmp_path / "locked").iterdir()) == ["prepared"]
-    assert (tmp_path / "locked" / "prepared" / "manifest.csv").read_text() == "the previous run's manifest\n"
-    assert not (tmp_path / "quarantine").exists()
+    assert sorted(path.name for path in (tmp_path / "data").iterdir()) == ["prepared"]
+    assert (tmp_path / "data" / "prepared" / "manifest.csv").read_text() == "the previous run's manifest\n"
 
 
 def test_a_prepared_noise_file_emptied_since_prepare_is_refused_with_its_name(tmp_path):

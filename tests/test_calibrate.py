@@ -156,8 +156,8 @@ def test_calibration_needs_a_file_with_a_pause_and_a_sane_quantile():
 
 
 def write_prepared(tmp_path: Path, files: list[tuple[str, int, str, np.ndarray]]) -> Path:
-    """A prepared dataset as prepare writes it (manifest.csv + audio/<file_id>.wav) and its params.yaml."""
-    prepared = tmp_path / "prepared"
+    """A prepared dataset as prepare writes it (data/prepared: manifest.csv + audio/<file_id>.wav) and its params.yaml."""
+    prepared = tmp_path / "data" / "prepared"
     (prepared / "audio").mkdir(parents=True)
     rows = []
     for number, (split, label, speaker_id, samples) in enumerate(files):
@@ -171,7 +171,6 @@ def write_prepared(tmp_path: Path, files: list[tuple[str, int, str, np.ndarray]]
     pd.DataFrame.from_records(rows, columns=MANIFEST_COLUMNS).to_csv(prepared / "manifest.csv", index=False)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({
-        "data": {"out_dir": str(prepared)},
         "augment": {"ward_noise": {"min_amplitude": 0.033474047, "max_amplitude": 0.19233719}},
     }))  # fmt: skip
     return params
@@ -181,7 +180,8 @@ def override(output: str, key: str) -> float:
     return float(re.search(rf"-S {re.escape(key)}=(\S+)", output).group(1))
 
 
-def test_cli_prints_the_overrides_for_the_train_patients_and_no_identifiers(tmp_path, capsys):
+def test_cli_prints_the_overrides_for_the_train_patients_and_no_identifiers(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     low, _, _ = recording(0.05, seed=50)
     high, _, _ = recording(0.15, seed=51)
     files = [
@@ -207,9 +207,10 @@ def test_cli_prints_the_overrides_for_the_train_patients_and_no_identifiers(tmp_
         assert identifier not in output
 
 
-def test_cli_hides_the_path_of_a_missing_file(tmp_path, capsys):
+def test_cli_hides_the_path_of_a_missing_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     params = write_prepared(tmp_path, [("train", 1, "spk9d1e7a", recording(0.05, seed=60)[0])])
-    missing = next((tmp_path / "prepared" / "audio").iterdir())
+    missing = next((tmp_path / "data" / "prepared" / "audio").iterdir())
     missing.unlink()
     with pytest.raises(SystemExit) as exit_info:
         main(["calibrate-noise", "--params", str(params)])

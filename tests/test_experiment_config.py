@@ -16,6 +16,7 @@ from conftest import REPO_ROOT
 from spira.config import CONFIG_DIR, compose_config
 from spira.sweeps import summarize_sweep
 from spira.tracking import data_version
+from spira.pipeline.model import run_outputs
 from spira.train import require_features, run_config
 
 
@@ -75,12 +76,14 @@ def test_ddp_trainers(option: str, expected: dict):
 
 def test_run_config_routes_every_output_into_the_run_folder(tmp_path: Path):
     cfg = run_config(compose_config(["logger=[csv,dvclive,wandb]"]), tmp_path)
-    assert cfg.callbacks.model_checkpoint.dirpath == str(tmp_path / "checkpoints")
+    outputs = run_outputs(tmp_path / "run", tmp_path / "repo")
+    assert (outputs.layout.checkpoints, outputs.layout.resume) == (tmp_path / "run" / "checkpoints", tmp_path / "run" / "resume")
+    assert (outputs.layout.prepared, outputs.layout.features) == (tmp_path / "repo" / "data/prepared", tmp_path / "repo" / "data/features")
+    assert outputs.test_metrics.parent == outputs.report_dir.parent == tmp_path / "run"
     assert cfg.trainer.default_root_dir == str(tmp_path)
     assert cfg.logger.csv.save_dir == str(tmp_path / "logs")
     assert cfg.logger.wandb.save_dir == str(tmp_path)
     assert cfg.logger.dvclive.dir == str(tmp_path / "dvclive") and cfg.logger.dvclive.dvcyaml is False
-    assert Path(cfg.features.out_dir).is_absolute() and Path(cfg.data.out_dir).is_absolute()
 
 
 def test_missing_features_name_the_command_to_run(tmp_path: Path):

@@ -101,8 +101,8 @@ def test_featurize_bytes_do_not_depend_on_the_worker_count(prepared: Path, tmp_p
     monkeypatch.setattr(featurize_module, "ordered_map", partial(ordered_map, min_items=1))
     outputs = {}
     for workers in (0, 2):
-        cfg = compose_config([f"features.out_dir={tmp_path / str(workers)}", f"features.num_workers={workers}"])
-        featurize(cfg.features, prepared, cfg.noisy_test, {})
+        cfg = compose_config([f"features.num_workers={workers}"])
+        featurize(cfg.features, prepared, tmp_path / str(workers), cfg.noisy_test, {})
         outputs[workers] = {path.name: path.read_bytes() for path in sorted((tmp_path / str(workers)).iterdir())}
     assert set(outputs[0]) >= {"train.npy", "val.npy", "test.npy", "test_noisy.npy", "normalization.json"}
     assert outputs[0] == outputs[2]

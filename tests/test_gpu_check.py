@@ -22,7 +22,8 @@ def _check(*args: str) -> subprocess.CompletedProcess:
 
 
 def _commands(result: subprocess.CompletedProcess) -> list[str]:
-    return [line[2:] for line in result.stdout.splitlines() if line.startswith("+ ")]
+    """The commands planned, without the `cd WORK && ` of those that run in the work folder."""
+    return [line[2:].split(" && ", 1)[-1] for line in result.stdout.splitlines() if line.startswith("+ ")]
 
 
 def test_dry_run_plans_gpu_and_ddp_runs_with_the_bf16_tolerance(tmp_path: Path):
@@ -60,9 +61,9 @@ def test_predictions_are_compared_per_file_with_the_cpu(prepared: Path, tmp_path
     spec = importlib.util.spec_from_file_location("compare_predictions", REPO_ROOT / "benchmarks" / "compare_predictions.py")
     compare_predictions = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(compare_predictions)
-    cfg = compose_config([f"features.out_dir={tmp_path / 'features'}", f"data.out_dir={prepared}"])
-    featurize(cfg.features, prepared, cfg.noisy_test, {})
-    module = build_module(cfg)
+    cfg = compose_config()
+    featurize(cfg.features, prepared, tmp_path / "features", cfg.noisy_test, {})
+    module = build_module(cfg, tmp_path / "features")
     same = compare_predictions.compare(module, tmp_path / "features", "cpu", "32-true")
     assert same == {"test": 0.0, "test_noisy": 0.0}
     # bf16 autocast (on the CPU here, on the GPU in gpu_check.sh): close, not equal.

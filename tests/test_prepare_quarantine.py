@@ -140,8 +140,6 @@ def corpus_config(root: Path, *overrides: str):
             "data=manifest",
             f"data.root={root / 'dataset'}",
             f"data.noise_root={root / 'noise'}",
-            f"data.out_dir={root / 'prepared'}",
-            f"data.report_dir={root / 'quarantine'}",
             "data.split.strategy=given",
             "data.split.on_leak=drop",
             "data.max_quarantine_fraction=1.0",
@@ -168,7 +166,7 @@ def corpus(tmp_path_factory) -> Path:
 def prepared(corpus: Path):
     os.environ["SPIRA_SALT"] = SALT
     try:
-        result = prepare_dataset(corpus_config(corpus))
+        result = prepare_dataset(corpus_config(corpus), corpus / "prepared", corpus / "quarantine")
     finally:
         del os.environ["SPIRA_SALT"]
     report = pd.read_csv(corpus / "quarantine" / QUARANTINE_FILE, keep_default_na=False)
@@ -253,19 +251,18 @@ def test_summary_table_counts_reasons(prepared):
 
 
 def test_too_much_quarantined_fails_after_writing_the_reports_with_the_cause(corpus: Path, tmp_path: Path):
-    data = corpus_config(corpus, f"data.out_dir={tmp_path / 'prepared'}", f"data.report_dir={tmp_path / 'quarantine'}",
-                         "data.max_quarantine_fraction=0.2")  # fmt: skip
+    data = corpus_config(corpus, "data.max_quarantine_fraction=0.2")
     with pytest.raises(PrepareError, match=r"23 of 37 rows quarantined \(62\.2%\), more than data.max_quarantine_fraction=0.2"):
-        prepare_dataset(data)
+        prepare_dataset(data, tmp_path / "prepared", tmp_path / "quarantine")
     summary = json.loads((tmp_path / "quarantine" / QUARANTINE_SUMMARY_FILE).read_text())
     assert summary["passed"] is False and "max_quarantine_fraction" in summary["failures"][0]
     assert len(pd.read_csv(tmp_path / "quarantine" / QUARANTINE_FILE)) > 20
 
 
 def test_leak_between_given_splits_fails_by_default(corpus: Path, tmp_path: Path):
-    data = corpus_config(corpus, f"data.out_dir={tmp_path / 'p'}", f"data.report_dir={tmp_path / 'q'}", "data.split.on_leak=fail")
+    data = corpus_config(corpus, "data.split.on_leak=fail")
     with pytest.raises(PrepareError, match=r"leakage between the given splits: 1 file\(s\) with audio identical .* 1 file\(s\) of speakers"):
-        prepare_dataset(data)
+        prepare_dataset(data, tmp_path / "p", tmp_path / "q")
 
 
 def test_a_split_without_a_class_fails_and_says_which(tmp_path: Path):
@@ -276,10 +273,9 @@ def test_a_split_without_a_class_fails_and_says_which(tmp_path: Path):
         sf.write(dataset / f"audio/{number}.wav", voice(number), RATE, subtype="PCM_16")
         rows.append(f"audio/{number}.wav,{label},s{number},{split}")
     (dataset / "manifest.csv").write_text("file,label,speaker,split\n" + "\n".join(rows[1:]) + "\n")
-    data = compose_config(["data=manifest", f"data.root={dataset}", f"data.out_dir={tmp_path / 'p'}",
-                           f"data.report_dir={tmp_path / 'q'}", "data.split.strategy=given"]).data  # fmt: skip
+    data = compose_config(["data=manifest", f"data.root={dataset}", "data.split.strategy=given"]).data
     with pytest.raises(PrepareError, match="split 'test' has no patient files"):
-        prepare_dataset(data)
+        prepare_dataset(data, tmp_path / "p", tmp_path / "q")
 
 
 def test_without_speaker_ids_every_file_is_its_own_speaker_and_the_run_says_so(tmp_path: Path, caplog):
@@ -291,10 +287,9 @@ def test_without_speaker_ids_every_file_is_its_own_speaker_and_the_run_says_so(t
         lines.append(f"audio/{number}.flac\t{number % 2}")
     (dataset / "recordings.tsv").write_text("\n".join(lines) + "\n")
     # data.split.seed=27: the hash split that gives these 12 speakers both classes in every split.
-    data = compose_config(["data=manifest", f"data.root={dataset}", "data.manifests.all=recordings.tsv", "data.split.seed=27",
-                           f"data.out_dir={tmp_path / 'p'}", f"data.report_dir={tmp_path / 'q'}"]).data  # fmt: skip
+    data = compose_config(["data=manifest", f"data.root={dataset}", "data.manifests.all=recordings.tsv", "data.split.seed=27"]).data
     with caplog.at_level(logging.WARNING):
-        result = prepare_dataset(data)
+        result = prepare_dataset(data, tmp_path / "p", tmp_path / "q")
     assert "NO SPEAKER IDS" in caplog.text
     assert result.report["speaker_ids_given"] is False
     assert "every file counts as its own speaker" in format_report_table(result.report)
@@ -316,9 +311,9 @@ def test_parallel_workers_give_byte_identical_outputs(tmp_path: Path, monkeypatc
     outputs = {}
     for workers in (0, 2):
         out = tmp_path / f"w{workers}"
-        prepare_dataset(compose_config(["data=manifest", f"data.root={dataset}", f"data.out_dir={out / 'p'}",
-                                        f"data.report_dir={out / 'q'}", f"data.num_workers={workers}",
-                                        "data.split.seed=27"]).data)  # seed 27: both classes in every split  # fmt: skip
+        # seed 27: both classes in every split
+        data = compose_config(["data=manifest", f"data.root={dataset}", f"data.num_workers={workers}", "data.split.seed=27"]).data
+        prepare_dataset(data, out / "p", out / "q")
         outputs[workers] = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
     assert len(outputs[0]) == 12 + 5
     assert outputs[0] == outputs[2]

@@ -24,11 +24,11 @@ def hospital_config(*overrides: str):
 
 
 def test_private_values_become_fingerprints_and_the_rest_stays():
-    cfg = hospital_config("features.out_dir=/home/clinician/features")
+    cfg = hospital_config("logger.wandb.save_dir=/home/clinician/wandb")
     config = private_config(cfg)
     assert config["data"]["root"].startswith("private:") and config["data"]["noise_root"] == config["data"]["root"]
     assert config["data"]["speaker_id_salt"].startswith("private:")
-    assert config["features"]["out_dir"].startswith("private:")
+    assert config["logger"]["wandb"]["save_dir"].startswith("private:")  # an absolute path
     assert private_config(hospital_config("data.root=/srv/other"))["data"]["root"] != config["data"]["root"]
     assert config["model"] == {**compose_config().model}
     assert config["data"]["name"] == "manifest" and config["data"]["sample_rate"] == 16000
@@ -66,9 +66,9 @@ def test_an_offline_wandb_run_holds_no_path_and_no_salt(tmp_path):
 def test_real_data_without_a_salt_from_the_environment_is_refused_before_anything_is_written(tmp_path, monkeypatch):
     monkeypatch.delenv("SPIRA_SALT", raising=False)
     (tmp_path / "recordings").mkdir()
-    data = compose_config(["data=manifest", f"data.root={tmp_path / 'recordings'}", f"data.out_dir={tmp_path / 'prepared'}"]).data
+    data = compose_config(["data=manifest", f"data.root={tmp_path / 'recordings'}"]).data
     with pytest.raises(MissingSaltError, match=r"export SPIRA_SALT=.*\n.*-S data.public_dataset=true"):
-        prepare_dataset(data)
+        prepare_dataset(data, tmp_path / "prepared", tmp_path / "quarantine")
     assert not (tmp_path / "prepared").exists()
     assert compose_config(["data=spira"]).data.public_dataset is False
     assert compose_config().data.public_dataset is True  # the synthetic demo cohort

@@ -50,8 +50,7 @@ def test_a_champion_that_cannot_be_fetched_names_its_tag_and_the_fix(registry_re
     assert "dvc fetch --all-tags" in str(error.value)
 
 
-PARAMS = OmegaConf.create({"data": {"out_dir": "data/prepared"}, "callbacks": {"model_checkpoint": {"dirpath": "models/checkpoints"}},
-                           "gate": {"artifact": MODEL}})  # fmt: skip
+PARAMS = OmegaConf.create({"gate": {"artifact": MODEL}})
 
 
 def commit_run(repo: Path, data_version: str = "d1.dir", gate_model: str = "m1.dir", champion: dict | None = None,

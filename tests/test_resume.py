@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from conftest import make_pipeline_repo, run
 from spira.config import compose_config, compose_params
+from spira.layout import Layout
 from spira.training.resume import RESUME_RECORD, run_fingerprint
 from spira.training.train import find_resume_point
 
@@ -114,50 +115,50 @@ def test_a_killed_or_interrupted_train_resumes_to_the_metrics_of_an_uninterrupte
         assert len(list((repo / "wandb").glob(f"offline-run-*-{stopped_run_ids.pop()}"))) == 2
 
 
-def resume_config(tmp_path: Path):
-    """The default config with its data, features and resume folders under tmp_path."""
-    cfg = compose_config()
-    with open_dict(cfg):
-        cfg.data.out_dir = str(tmp_path / "prepared")
-        cfg.features.out_dir = str(tmp_path / "features")
-        cfg.train.resume_dir = str(tmp_path / "resume")
-    for folder in ("prepared", "features", "resume"):
-        (tmp_path / folder).mkdir()
-    (tmp_path / "prepared" / "manifest.csv").write_text("file_id,path\n")
-    (tmp_path / "features" / "train.npy").write_bytes(b"windows")
-    return cfg
+def resume_config(tmp_path: Path) -> tuple[DictConfig, Layout]:
+    """The default config, with its data, features and resume folders under tmp_path."""
+    layout = Layout(prepared=tmp_path / "prepared", features=tmp_path / "features", resume=tmp_path / "resume", checkpoints=tmp_path / "checkpoints")
+    for folder in (layout.prepared, layout.features, layout.resume):
+        folder.mkdir()
+    (layout.prepared / "manifest.csv").write_text("file_id,path\n")
+    (layout.features / "train.npy").write_bytes(b"windows")
+    return compose_config(), layout
 
 
-def save_last_checkpoint(cfg, fingerprint: dict[str, str]) -> Path:
-    path = Path(cfg.train.resume_dir) / "last.ckpt"
+def fingerprint(cfg: DictConfig, layout: Layout) -> dict[str, str]:
+    return run_fingerprint(cfg, [layout.prepared, layout.features])
+
+
+def save_last_checkpoint(layout: Layout, fingerprint: dict[str, str]) -> Path:
+    path = layout.resume / "last.ckpt"
     record = {"fingerprint": fingerprint, "wandb_run_id": "a1b2c3d4", "should_stop": False}
     torch.save({"state_dict": {}, "hyper_parameters": {}, "epoch": 0, RESUME_RECORD: record}, path)
     return path
 
 
 def test_a_last_checkpoint_of_the_same_run_is_resumed_with_its_wandb_id(tmp_path):
-    cfg = resume_config(tmp_path)
-    last = save_last_checkpoint(cfg, run_fingerprint(cfg))
-    point = find_resume_point(cfg, run_fingerprint(cfg))
+    cfg, layout = resume_config(tmp_path)
+    last = save_last_checkpoint(layout, fingerprint(cfg, layout))
+    point = find_resume_point(cfg, layout, fingerprint(cfg, layout))
     assert (point.checkpoint, point.epochs_done, point.wandb_run_id, point.stopped) == (last, 1, "a1b2c3d4", False)
 
 
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        (lambda cfg, tmp_path: OmegaConf.update(cfg, "train.warmup_steps", 7), "belongs to a run with other params"),
-        (lambda cfg, tmp_path: (tmp_path / "features" / "train.npy").write_bytes(b"other windows"), "belongs to a run with other data"),
-        (lambda cfg, tmp_path: (Path(cfg.train.resume_dir) / "last.ckpt").write_bytes(b"PK\x03\x04 truncated"), "cannot be resumed: it is unreadable or untrusted (RuntimeError)"),
+        (lambda cfg, layout: OmegaConf.update(cfg, "train.warmup_steps", 7), "belongs to a run with other params"),
+        (lambda cfg, layout: (layout.features / "train.npy").write_bytes(b"other windows"), "belongs to a run with other data"),
+        (lambda cfg, layout: (layout.resume / "last.ckpt").write_bytes(b"PK\x03\x04 truncated"), "cannot be resumed: it is unreadable or untrusted (RuntimeError)"),
     ],
     ids=["params", "data", "corrupt"],
 )
 def test_another_run_or_an_unreadable_checkpoint_starts_fresh_and_says_why(tmp_path, caplog, change, reason):
-    cfg = resume_config(tmp_path)
-    save_last_checkpoint(cfg, run_fingerprint(cfg))
-    change(cfg, tmp_path)
+    cfg, layout = resume_config(tmp_path)
+    save_last_checkpoint(layout, fingerprint(cfg, layout))
+    change(cfg, layout)
     with caplog.at_level(logging.INFO, logger="spira.training.train"):
-        point = find_resume_point(cfg, run_fingerprint(cfg))
+        point = find_resume_point(cfg, layout, fingerprint(cfg, layout))
     assert point.checkpoint is None
-    assert [record.getMessage() for record in caplog.records] == [f"starting fresh: {Path(cfg.train.resume_dir) / 'last.ckpt'} {reason}"]
+    assert [record.getMessage() for record in caplog.records] == [f"starting fresh: {layout.resume / 'last.ckpt'} {reason}"]
     # Fresh: the resume folder is emptied, so no stale checkpoint is versioned or resumed later.
-    assert list(Path(cfg.train.resume_dir).iterdir()) == []
+    assert list(layout.resume.iterdir()) == []

@@ -1,4 +1,4 @@
-"""Guarded deletes: no configurable output path can delete the recordings, the repository or a home."""
+"""Guarded deletes: run directly, no stage deletes the recordings, the repository or a home."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ def recordings(folder: Path) -> Path:
 def test_outputs_that_overlap_inputs_or_homes_are_refused_and_nothing_is_deleted(tmp_path, monkeypatch, output):
     monkeypatch.chdir(tmp_path)
     root = recordings(tmp_path / "recordings")
-    with pytest.raises(UnsafeOutputError, match=r"refusing to delete data.out_dir = .*nothing was deleted"):
-        replace_folder(output, "data.out_dir", {"data.root": root})
+    with pytest.raises(UnsafeOutputError, match=r"refusing to delete the prepared data \(.*Nothing was deleted"):
+        replace_folder(output, "the prepared data", {"data.root": root})
     assert (root / "audio" / "rec_0001.wav").read_bytes() == b"RIFF recording"
 
 
@@ -37,35 +37,39 @@ def test_a_folder_of_its_own_is_replaced(tmp_path, monkeypatch):
     root = recordings(tmp_path / "recordings")
     (tmp_path / "data" / "prepared").mkdir(parents=True)
     (tmp_path / "data" / "prepared" / "stale.wav").write_bytes(b"old")
-    assert replace_folder("data/prepared", "data.out_dir", {"data.root": root}) == Path("data/prepared")
+    assert replace_folder("data/prepared", "the prepared data", {"data.root": root}) == Path("data/prepared")
     assert list((tmp_path / "data" / "prepared").iterdir()) == []
-    check_output_path("data/features", "features.out_dir", {"data.root": root, "data.out_dir": "data/prepared"})
+    check_output_path("data/features", "the features", {"data.root": root, "the prepared data": "data/prepared"})
 
 
 def test_the_noise_root_is_protected_too(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     noise = recordings(tmp_path / "noise")
-    with pytest.raises(UnsafeOutputError, match=r"data.report_dir = noise: it overlaps data.noise_root"):
-        check_output_path("noise", "data.report_dir", {"data.noise_root": noise})
+    with pytest.raises(UnsafeOutputError, match=r"the quarantine report \(noise\): it overlaps data.noise_root"):
+        check_output_path("noise", "the quarantine report", {"data.noise_root": noise})
 
 
 def test_prepare_refuses_an_output_folder_holding_the_recordings(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    root = recordings(tmp_path / "data" / "demo")
-    data = OmegaConf.create({"name": "demo", "public_dataset": True, "speaker_id_salt": "spira-demo", "root": "data/demo",
-                             "noise_root": "data/demo", "out_dir": "data", "report_dir": "data/quarantine"})
-    with pytest.raises(UnsafeOutputError, match="data.out_dir = data: it overlaps data.root"):
-        prepare_dataset(data)
+    root = recordings(tmp_path / "data" / "prepared")
+    data = OmegaConf.create({"name": "demo", "public_dataset": True, "speaker_id_salt": "spira-demo", "root": "data/prepared", "noise_root": "data/prepared"})
+    with pytest.raises(UnsafeOutputError, match=r"the prepared data \(data/prepared\): it overlaps data.root"):
+        prepare_dataset(data, Path("data/prepared"), Path("data/quarantine"))
     assert (root / "audio" / "rec_0001.wav").is_file()
 
 
-def test_the_prepare_stage_says_why_in_one_line(tiny_repo: Path):
-    root = recordings(tiny_repo / "data" / "demo")
+@pytest.mark.parametrize("stage", ["prepare", "featurize", "train"])
+def test_a_stage_refuses_recordings_inside_a_pipeline_folder_in_one_line(tiny_repo: Path, stage: str):
+    root = recordings(tiny_repo / "data" / "prepared")
     params = OmegaConf.load(tiny_repo / "params.yaml")
-    params.data.out_dir = "data/demo"
+    params.data.root = "data/prepared"
     OmegaConf.save(params, tiny_repo / "unsafe.yaml")
-    result = run([sys.executable, "-m", "spira.stages.prepare", "--params", "unsafe.yaml"], tiny_repo, check=False)
+    result = run([sys.executable, "-m", f"spira.stages.{stage}", "--params", "unsafe.yaml"], tiny_repo, check=False)
     assert result.returncode == 1
-    assert "refusing to delete data.out_dir = data/demo: it overlaps data.root" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: data.root=data/prepared: the recordings overlap data/prepared, a folder the pipeline writes (DVC deletes it before a stage runs); "
+        "keep recordings outside data/demo, data/prepared, data/quarantine, data/features, models/checkpoints, models/resume, models/export, "
+        "eval, metrics, reports. Nothing was run"
+    )
     assert "Traceback" not in result.stderr
     assert (root / "audio" / "rec_0001.wav").read_bytes() == b"RIFF recording"

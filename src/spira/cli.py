@@ -36,8 +36,13 @@ NEEDS_EXTRA = {"params": "train", "calibrate-noise": "train", "promote": "train"
 
 
 def params_command(args: argparse.Namespace) -> None:
-    from spira.config import compose_params
+    from spira.config import compose_config, compose_params
+    from spira.layout import InputInsideOutputError, check_recordings
 
+    try:
+        check_recordings(compose_config(args.overrides))
+    except InputInsideOutputError as error:
+        sys.exit(f"spira params: {error}")
     compose_params(Path(args.output), args.overrides)
     print(f"{args.output} composed from conf/" + (f" with {' '.join(args.overrides)}" if args.overrides else ""))
 

@@ -1,8 +1,8 @@
 """Safe outputs: guarded deletes and atomic writes.
 
-Output paths are configurable (`-S data.out_dir=...`), and a stage replaces
-its output folder; one typo must not delete the recordings, the repository or
-a home folder (`check_output_path`). And a stage killed or failing half-way
+Output paths are fixed (spira.layout), and a stage replaces its output folder;
+run directly, with recordings configured inside one (`data.root=data/prepared`),
+it must not delete them, the repository or a home folder (`check_output_path`). And a stage killed or failing half-way
 must leave no half-written file or folder under an output's name: files are
 written to a temporary name beside them and renamed (`atomic_file`), folders
 built in a temporary sibling and swapped in (`staged_folder`). A write that
@@ -112,8 +112,8 @@ def check_output_path(path: str | Path, name: str, inputs: dict[str, str | Path]
         folder = Path(folder).expanduser().resolve()
         if target == folder or target in folder.parents:
             raise UnsafeOutputError(
-                f"refusing to delete {name} = {path}: it overlaps {label} ({folder}). "
-                f"Set {name} to a folder of its own (nothing was deleted)."
+                f"refusing to delete {name} ({path}): it overlaps {label} ({folder}). "
+                "Nothing was deleted: keep the recordings outside the folders the pipeline writes."
             )
 
 

@@ -22,6 +22,8 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
+from spira.layout import PIPELINE
+
 WANDB_LOGGER = "lightning.pytorch.loggers.WandbLogger"
 DVCLIVE_LOGGER = "dvclive.lightning.DVCLiveLogger"
 CLASS_NAMES = ["control", "patient"]
@@ -56,7 +58,7 @@ def git_commit(cwd: str | Path = ".") -> str | None:
 
 def run_metadata(cfg: DictConfig) -> dict[str, Any]:
     """What identifies a run's inputs besides its config: data version and code version."""
-    return {"data_version": data_version(cfg.data.out_dir), "git_commit": git_commit()}
+    return {"data_version": data_version(PIPELINE.prepared), "git_commit": git_commit()}
 
 
 # Key names whose values are secrets wherever they appear.

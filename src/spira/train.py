@@ -23,10 +23,11 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from hydra.utils import to_absolute_path
+from hydra.utils import get_original_cwd, to_absolute_path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from spira.features.store import FEATURES_FILE
+from spira.layout import PIPELINE
 from spira.pipeline.model import run_outputs, train_and_evaluate
 from spira.sweeps import RUN_ERROR_FILE, RUN_METRICS_FILE
 from spira.tracking import DVCLIVE_LOGGER, WANDB_LOGGER, use_offline_wandb_by_default, uses_wandb
@@ -35,14 +36,10 @@ log = logging.getLogger(__name__)
 
 
 def run_config(cfg: DictConfig, run_dir: Path) -> DictConfig:
-    """cfg resolved, with input data paths made absolute and every output routed into run_dir."""
+    """cfg resolved, with the loggers' and the trainer's folders routed into run_dir (the
+    checkpoints go there too: `run_outputs`)."""
     cfg = copy.deepcopy(cfg)
     with open_dict(cfg):
-        cfg.data.out_dir = to_absolute_path(cfg.data.out_dir)
-        cfg.features.out_dir = to_absolute_path(cfg.features.out_dir)
-        cfg.callbacks.model_checkpoint.dirpath = str(run_dir / "checkpoints")
-        # A run killed in a fixed run folder (hydra.run.dir=...) resumes there.
-        cfg.train.resume_dir = str(run_dir / "resume")
         cfg.trainer.default_root_dir = str(run_dir)
         for conf in cfg.logger.values():
             for key in ("save_dir", "dir"):
@@ -69,7 +66,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
 
     Returns the run's flattened metrics (empty on DDP ranks other than zero)."""
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-    metrics = train_and_evaluate(cfg, run_outputs(run_dir))
+    # A run killed in a fixed run folder (hydra.run.dir=...) resumes there.
+    metrics = train_and_evaluate(cfg, run_outputs(run_dir, Path(get_original_cwd())))
     if metrics:
         (run_dir / RUN_METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
@@ -95,7 +93,7 @@ def main(cfg: DictConfig) -> float | None:
                 conf.group = conf.group or f"{sweep.parent.name}_{sweep.name}"
                 conf.name = conf.name or f"{sweep.name}-{hydra_cfg.job.num}"
     cfg = run_config(cfg, run_dir)
-    require_features(cfg.features.out_dir)
+    require_features(to_absolute_path(str(PIPELINE.features)))
     try:
         metrics = run(cfg, run_dir)
     except Exception:

@@ -8,11 +8,14 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from spira.augment.noise import BatchWardNoise, WardNoiseInserter
 from spira.data.manifest import NOISE_MANIFEST_FILE, read_noise_manifest
 from spira.data.splits import SHARED_NOISE
+
+# The audiomentations transform that mixes in recorded noise: it is given the train-split ward noise.
+BACKGROUND_NOISE = "audiomentations.AddBackgroundNoise"
 
 # (window samples, label, rng) -> augmented window samples
 Augmenter = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
@@ -22,7 +25,7 @@ class NoNoiseError(ValueError):
     """Ward-noise insertion was asked for, but the prepared data has no (readable) noise recordings."""
 
 
-def load_noise_clips(prepared_dir: Path, split: str) -> list[np.ndarray]:
+def noise_files(prepared_dir: Path, split: str) -> list[Path]:
     """The prepared (16 kHz, peak-normalised) ward-noise recordings of one noise split
     (plus the shared ones, when there were too few to split), in manifest order."""
     if not (prepared_dir / NOISE_MANIFEST_FILE).exists():
@@ -30,7 +33,12 @@ def load_noise_clips(prepared_dir: Path, split: str) -> list[np.ndarray]:
     noise = read_noise_manifest(prepared_dir)
     if "split" in noise:
         noise = noise[noise["split"].isin([split, SHARED_NOISE])]
-    return [read_noise_clip(prepared_dir / relative) for relative in noise["path"]]
+    return [prepared_dir / relative for relative in noise["path"]]
+
+
+def load_noise_clips(prepared_dir: Path, split: str) -> list[np.ndarray]:
+    """The samples of noise_files(prepared_dir, split)."""
+    return [read_noise_clip(path) for path in noise_files(prepared_dir, split)]
 
 
 def read_noise_clip(path: Path) -> np.ndarray:
@@ -80,7 +88,7 @@ def build_augmenter(augment: DictConfig, prepared_dir: Path, sample_rate: int) -
     steps: list[Augmenter] = []
     if augment.get("ward_noise"):
         steps.append(ward_noise_inserter(augment.ward_noise, training_noise_clips(augment, prepared_dir)))
-    compose = instantiate(augment.audiomentations)
+    compose = instantiate(with_training_noise(augment.audiomentations, prepared_dir), _convert_="all")
     # audiomentations draws from numpy's global RNG, which training seeds per
     # epoch and Lightning per worker (seed_everything(workers=True)), so runs stay reproducible.
     steps.append(lambda samples, label, rng: compose(samples=samples, sample_rate=sample_rate))
@@ -91,6 +99,20 @@ def build_augmenter(augment: DictConfig, prepared_dir: Path, sample_rate: int) -
         return samples.astype(np.float32, copy=False)
 
     return augment_window
+
+
+def with_training_noise(compose: DictConfig, prepared_dir: Path) -> DictConfig:
+    """The audiomentations config with every AddBackgroundNoise drawing the train-split ward
+    noise (validation and test noise are never heard in training); NoNoiseError without any."""
+    compose = OmegaConf.to_container(compose, resolve=True)
+    for transform in compose.get("transforms", []):
+        if transform.get("_target_") == BACKGROUND_NOISE and "sounds_path" not in transform:
+            files = noise_files(prepared_dir, "train")
+            if not files:
+                raise NoNoiseError(f"{BACKGROUND_NOISE} needs noise recordings, but {prepared_dir / NOISE_MANIFEST_FILE} lists none for training: "
+                                   "pass data.noise_root=<folder of ward-noise recordings>, or remove the transform")  # fmt: skip
+            transform["sounds_path"] = [str(path) for path in files]
+    return OmegaConf.create(compose)
 
 
 def build_batch_noise(augment: DictConfig, noise_clips: list[np.ndarray], window_samples: int) -> BatchWardNoise | None:

@@ -1,6 +1,6 @@
 """The prepared data: what the prepare stage hands to featurize, training and calibration.
 
-`data.out_dir` holds the manifest of the accepted recordings, the manifest of
+`data/prepared` holds the manifest of the accepted recordings, the manifest of
 the ward-noise set, the audio they point to (mono at data.sample_rate,
 peak-normalised; paths relative to the folder) and a summary without
 identifiers. The readers

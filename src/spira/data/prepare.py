@@ -54,7 +54,7 @@ from spira.parallel import ordered_map
 
 log = logging.getLogger(__name__)
 
-# Where each set's prepared files go inside data.out_dir.
+# Where each set's prepared files go inside the prepared data folder.
 OUTPUT_FOLDERS = {DATASET: AUDIO_FOLDER, NOISE: NOISE_FOLDER}
 
 
@@ -133,21 +133,22 @@ def noise_frame(entries: list[Entry]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=NOISE_MANIFEST_COLUMNS).sort_values("noise_id", ignore_index=True)
 
 
-def prepare_dataset(data: DictConfig) -> PreparedDataset:
-    """Validate and decode every listed file, write the prepared data and the quarantine report.
+def prepare_dataset(data: DictConfig, out_dir: Path, report_dir: Path) -> PreparedDataset:
+    """Validate and decode every listed file, write the prepared data to `out_dir` and the
+    quarantine report to `report_dir`.
 
     Raises PrepareError (after writing everything) when the run must fail.
     """
-    root, out_dir, report_dir = Path(data.root), Path(data.out_dir), Path(data.report_dir)
+    root, out_dir, report_dir = Path(data.root), Path(out_dir), Path(report_dir)
     if not root.is_dir():
         raise PrepareError(f"{root}: data.root is not a folder")
     salt, salt_source = resolve_salt(data)
     inputs = {"data.root": data.root, "data.noise_root": data.noise_root}
-    check_output_path(out_dir, "data.out_dir", inputs)
-    check_output_path(report_dir, "data.report_dir", inputs)
+    check_output_path(out_dir, "the prepared data", inputs)
+    check_output_path(report_dir, "the quarantine report", inputs)
     log.info("hashing ids with the salt from %s", salt_source)
     # Both folders appear complete when this block ends, or not at all (spira.safety).
-    with staged_folder(out_dir, "data.out_dir", inputs) as staged_out, staged_folder(report_dir, "data.report_dir", inputs) as staged_report:
+    with staged_folder(out_dir, "the prepared data", inputs) as staged_out, staged_folder(report_dir, "the quarantine report", inputs) as staged_report:
         prepared = prepare_into(data, salt, staged_out, staged_report)
     failures = prepared.report["failures"]
     if failures:

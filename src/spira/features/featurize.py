@@ -44,11 +44,11 @@ def file_seed(seed: int, file_id: str) -> np.random.Generator:
     return np.random.default_rng([seed, int(file_id, 16)])
 
 
-def featurize(features: DictConfig, prepared_dir: str | Path, noisy_test: DictConfig, inputs: dict[str, str | Path]) -> dict[str, int]:
+def featurize(features: DictConfig, prepared_dir: str | Path, out_dir: str | Path, noisy_test: DictConfig, inputs: dict[str, str | Path]) -> dict[str, int]:
     """Write `{name}.npy` (windows, frames, n_mfcc) float32 and `{name}_index.csv`
     for train, val, test, val_noisy and test_noisy; returns the window count of each.
 
-    features.out_dir is replaced, complete or not at all (built in a staging
+    `out_dir` is replaced, complete or not at all (built in a staging
     sibling); it may not overlap `inputs` (name -> folder, besides the prepared
     data) or the repository (spira.safety)."""
     prepared_dir = Path(prepared_dir)
@@ -67,16 +67,16 @@ def featurize(features: DictConfig, prepared_dir: str | Path, noisy_test: DictCo
     # One pool for every set: (set, path, label, file id) in output order.
     tasks = [(name, *task) for name, files in sets.items() for task in zip(files["path"], files["label"].astype(int), files["file_id"])]
     work = partial(file_features, prepared_dir=prepared_dir, spec=spec, extractor=extractor, noises=noises, noise_seed=int(noisy_test.seed))
-    with staged_folder(features.out_dir, "features.out_dir", {**inputs, "data.out_dir": prepared_dir}) as out_dir:
+    with staged_folder(out_dir, "the features", {**inputs, "the prepared data": prepared_dir}) as staging:
         results = ordered_map(work, tasks, int(features.num_workers))
         progress = tqdm(total=len(tasks), desc="featurize", unit="file", file=sys.stderr, mininterval=1.0)
-        counts = {name: write_windows(name, files, out_dir, spec, extractor.mfcc.n_mfcc, results, progress) for name, files in sets.items()}
+        counts = {name: write_windows(name, files, staging, spec, extractor.mfcc.n_mfcc, results, progress) for name, files in sets.items()}
         progress.close()
         if features.normalize:
-            train = np.load(out_dir / FEATURES_FILE.format(split="train"), mmap_mode="r")
+            train = np.load(staging / FEATURES_FILE.format(split="train"), mmap_mode="r")
             mean = train.mean(axis=(0, 1), dtype=np.float64)
             std = train.std(axis=(0, 1), dtype=np.float64)
-            (out_dir / NORMALIZATION_FILE).write_text(
+            (staging / NORMALIZATION_FILE).write_text(
                 json.dumps({"mean": mean.round(6).tolist(), "std": np.maximum(std, 1e-6).round(6).tolist()}, indent=1) + "\n"
             )
             del train  # the memory map, before the folder is renamed

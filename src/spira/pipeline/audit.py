@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 from omegaconf import DictConfig
 
 from spira.augment.calibrate import read_recordings
 from spira.audit.shortcuts import audit_shortcuts, nuisance_table
 from spira.data.manifest import read_prepared_manifest
+from spira.layout import PIPELINE, Layout
 from spira.safety import write_text_atomic
 
 log = logging.getLogger(__name__)
 
 
-def audit_data(cfg: DictConfig) -> dict:
+def audit_data(cfg: DictConfig, layout: Layout = PIPELINE) -> dict:
     """The shortcut audit of the prepared data: per nuisance property (and all together) the
     cross-validated AUROC of predicting the label from it alone, warned about above audit.warn_auroc."""
-    prepared_dir = Path(cfg.data.out_dir)
+    prepared_dir = layout.prepared
     manifest = read_prepared_manifest(prepared_dir)
     table = nuisance_table(manifest, read_recordings(prepared_dir / path for path in manifest["path"]))
     result = audit_shortcuts(
@@ -32,5 +32,5 @@ def audit_data(cfg: DictConfig) -> dict:
             "instead of the voice. Check how the classes were recorded; ward-noise insertion (augment=spira_noise) targets the noise floor.",
             "all nuisance properties together" if name == "combined" else f"{name} alone", auroc, result["warn_auroc"],
         )
-    write_text_atomic(cfg.audit.output, json.dumps(result, indent=2) + "\n")
+    write_text_atomic(layout.audit, json.dumps(result, indent=2) + "\n")
     return result

@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 
 from spira.augment.calibrate import LABELS, NoiseBounds, calibrate_noise_bounds, read_recordings
 from spira.data.manifest import MANIFEST_FILE, read_prepared_manifest
+from spira.layout import PIPELINE
 
 
 def calibrate_noise(cfg: DictConfig, split: str, label: str, quantile: float) -> tuple[NoiseBounds, str]:
@@ -17,9 +18,9 @@ def calibrate_noise(cfg: DictConfig, split: str, label: str, quantile: float) ->
     names). Raises FileNotFoundError without prepared data, ValueError when no
     file matches or none has a pause, soundfile.LibsndfileError for an unreadable file.
     """
-    prepared_dir = Path(cfg.data.out_dir)
+    prepared_dir = PIPELINE.prepared
     if not (prepared_dir / MANIFEST_FILE).is_file():
-        raise FileNotFoundError(f"{prepared_dir}: no prepared data (data.out_dir); run `dvc repro prepare` first")
+        raise FileNotFoundError(f"{prepared_dir}: no prepared data; run `dvc repro prepare` first")
     manifest = read_prepared_manifest(prepared_dir)
     if split != "all":
         manifest = manifest[manifest["split"] == split]

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from omegaconf import DictConfig, OmegaConf
 
 from spira.demo import DemoCohortConfig, generate_demo_cohort
+from spira.layout import PIPELINE, Layout
 
 
-def generate_demo(cfg: DictConfig) -> dict:
-    """Write the seeded synthetic cohort to demo_cohort.out_dir; returns its counts."""
-    options = OmegaConf.to_container(cfg.demo_cohort, resolve=True)
-    out_dir = Path(options.pop("out_dir"))
-    return generate_demo_cohort(out_dir, DemoCohortConfig(**options))
+def generate_demo(cfg: DictConfig, layout: Layout = PIPELINE) -> dict:
+    """Write the seeded synthetic cohort to layout.demo; returns its counts."""
+    return generate_demo_cohort(layout.demo, DemoCohortConfig(**OmegaConf.to_container(cfg.demo_cohort, resolve=True)))

@@ -1,6 +1,6 @@
 """The export step: the evaluated checkpoint -> a self-contained model folder.
 
-`models/export/` (export.out_dir) holds the network as ONNX, its contract
+`models/export/` holds the network as ONNX, its contract
 (model.json) and a generated model card: what the inference side needs,
 without this repository, Lightning or the training config.
 """
@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from spira.data.manifest import read_prepared_manifest
 from spira.data.validate import AUDIO_EXTENSIONS
+from spira.layout import PIPELINE, Layout
 from spira.pipeline.model import STAGE_OUTPUTS, evaluated_decision
 from spira.serving.card import model_card
 from spira.serving.contract import CARD_FILE, MODEL_FILE, write_contract
@@ -55,12 +56,12 @@ def accepted_input(data: DictConfig) -> dict[str, Any]:
     }
 
 
-def export_model(cfg: DictConfig, test_metrics_path: Path = STAGE_OUTPUTS.test_metrics) -> dict[str, Any]:
-    """Write export.out_dir: model.onnx, model.json and MODEL_CARD.md; returns the contract."""
-    module = load_module(checkpoint_path(cfg), list(cfg.checkpoint.allowed_targets))
+def export_model(cfg: DictConfig, test_metrics_path: Path = STAGE_OUTPUTS.test_metrics, layout: Layout = PIPELINE) -> dict[str, Any]:
+    """Write layout.export: model.onnx, model.json and MODEL_CARD.md; returns the contract."""
+    module = load_module(checkpoint_path(cfg.callbacks, layout.checkpoints), list(cfg.checkpoint.allowed_targets))
     hparams = module.hparams
-    inputs = {key: OmegaConf.select(cfg, key) for key in ("data.root", "data.noise_root", "data.out_dir")}
-    out_dir = replace_folder(cfg.export.out_dir, "export.out_dir", inputs)
+    inputs = {**{key: OmegaConf.select(cfg, key) for key in ("data.root", "data.noise_root")}, "the prepared data": layout.prepared}
+    out_dir = replace_folder(layout.export, "the export", inputs)
     num_frames, num_features = int(hparams.net["num_frames"]), int(hparams.net["num_features"])
     sha256 = export_onnx(module.net, num_frames, num_features, out_dir / MODEL_FILE)
     threshold, rule = decision_threshold(test_metrics_path)
@@ -75,13 +76,13 @@ def export_model(cfg: DictConfig, test_metrics_path: Path = STAGE_OUTPUTS.test_m
         threshold=threshold,
         threshold_rule=rule,
         inconclusive_margin=float(cfg.export.inconclusive_margin),
-        data_version=data_version(cfg.data.out_dir),
+        data_version=data_version(layout.prepared),
         git_commit=git_commit(),
     )
     write_contract(out_dir, contract)
-    manifest = read_prepared_manifest(Path(cfg.data.out_dir))
+    manifest = read_prepared_manifest(layout.prepared)
     # The test sets' metrics; the threshold record is in the contract and the card's own line.
     test_metrics = {name: values for name, values in json.loads(Path(test_metrics_path).read_text()).items() if name != "threshold"}
-    demo_data = Path(str(cfg.data.root)).resolve() == Path(str(cfg.demo_cohort.out_dir)).resolve()
+    demo_data = Path(str(cfg.data.root)).resolve() == layout.demo.resolve()
     (out_dir / CARD_FILE).write_text(model_card(contract, test_metrics, manifest, demo_data))
     return contract

@@ -1,6 +1,6 @@
 """The gate step: score the challenger and the champion on the same test sets, apply the rules, write the result.
 
-The challenger is this workspace's checkpoint (`checkpoint_path(cfg)`); the
+The challenger is this workspace's checkpoint (in `models/checkpoints`); the
 champion is the registry's `prod` version, its model file read with DVC at its
 tag. Both are scored here, in one run, on the featurized clean and noisy test
 sets. The gate writes metrics/gate.json and reports/gate.md and changes no tag.
@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from spira.evaluation.evaluate import TEST_SETS, predict_files
 from spira.features.store import has_split
+from spira.layout import PIPELINE, Layout
 from spira.metrics import binary_metrics
 from spira.pipeline.model import evaluated_decision, write_json
 from spira.registry.bootstrap import paired_auroc_difference
@@ -40,17 +41,16 @@ def file_md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def score_model(checkpoint: Path, cfg: DictConfig, threshold: float, name: str) -> dict[str, tuple[dict, pd.DataFrame | None]]:
+def score_model(checkpoint: Path, cfg: DictConfig, features_dir: Path, threshold: float, name: str) -> dict[str, tuple[dict, pd.DataFrame | None]]:
     """Per-file metrics and predictions of one checkpoint on each test set."""
     module = load_module(checkpoint, list(cfg.checkpoint.allowed_targets))
     trained_on = dict(module.hparams["features"])
-    # Every setting that shapes the windows (out_dir only says where they are).
-    expected = {key: value for key, value in OmegaConf.to_container(cfg.features, resolve=True).items() if key in trained_on and key != "out_dir"}
+    # Every setting that shapes the windows.
+    expected = {key: value for key, value in OmegaConf.to_container(cfg.features, resolve=True).items() if key in trained_on}
     if {key: trained_on[key] for key in expected} != expected:
         changed = sorted(key for key in expected if trained_on[key] != expected[key])
         raise RegistryError(f"the {name} was trained on other features ({', '.join(changed)} differ from params.yaml's features): "
                             "the gate can only score both models on the same feature files")  # fmt: skip
-    features_dir = Path(cfg.features.out_dir)
     scores = {}
     for name, split in TEST_SETS.items():
         if not has_split(features_dir, split):
@@ -67,15 +67,15 @@ def model_figures(scores: dict[str, tuple[dict, pd.DataFrame | None]]) -> dict[s
     return {name: metrics for name, (metrics, _) in scores.items()}
 
 
-def run_gate(cfg: DictConfig, repo: Path = Path(".")) -> dict:
+def run_gate(cfg: DictConfig, repo: Path = Path("."), layout: Layout = PIPELINE) -> dict:
     """Decide whether this run's model may replace the one in `prod`; write the decision and its figures."""
     gate = cfg.gate
     threshold = decision_threshold()
-    challenger_checkpoint = checkpoint_path(cfg)
-    challenger_scores = score_model(challenger_checkpoint, cfg, threshold, "challenger")
+    challenger_checkpoint = checkpoint_path(cfg.callbacks, layout.checkpoints)
+    challenger_scores = score_model(challenger_checkpoint, cfg, layout.features, threshold, "challenger")
     challenger = {
         "checkpoint_md5": file_md5(challenger_checkpoint),
-        "data_version": data_version(cfg.data.out_dir, repo / "dvc.lock"),
+        "data_version": data_version(layout.prepared, repo / "dvc.lock"),
         "code_commit": git_commit(repo),
         **model_figures(challenger_scores),
     }
@@ -85,7 +85,7 @@ def run_gate(cfg: DictConfig, repo: Path = Path(".")) -> dict:
     if version is not None:
         with tempfile.TemporaryDirectory() as folder:
             champion_checkpoint = fetch_artifact(repo, str(gate.artifact), version.tag, Path(folder) / "champion.ckpt")
-            champion_scores = score_model(champion_checkpoint, cfg, threshold, f"champion {version.tag}")
+            champion_scores = score_model(champion_checkpoint, cfg, layout.features, threshold, f"champion {version.tag}")
             champion_md5 = file_md5(champion_checkpoint)
         champion = {"version": version.version, "tag": version.tag, "commit": version.commit, "checkpoint_md5": champion_md5,
                     **model_figures(champion_scores)}  # fmt: skip

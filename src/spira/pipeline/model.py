@@ -18,6 +18,7 @@ from spira.data.quarantine import QUARANTINE_SUMMARY_FILE
 from spira.evaluation.evaluate import EvaluationSettings, evaluate
 from spira.evaluation.report import participant_counts, render_report
 from spira.evaluation.subgroups import subgroup_table
+from spira.layout import PIPELINE, Layout
 from spira.reproducibility import machine_record
 from spira.safety import write_text_atomic
 from spira.tracking import log_test_results, uses_wandb
@@ -27,7 +28,7 @@ from spira.training.train import checkpoint_path, fit
 
 @dataclass(frozen=True)
 class RunOutputs:
-    """Where one run writes its results."""
+    """Where one run writes its results, and the folders it reads and trains in (`layout`)."""
 
     train_metrics: Path
     test_metrics: Path
@@ -35,6 +36,7 @@ class RunOutputs:
     subgroup_metrics: Path
     # The machine that trained: `spira verify` compares exactly on it, within a tolerance elsewhere.
     machine_record: Path
+    layout: Layout = PIPELINE
 
     @property
     def threshold_record(self) -> Path:
@@ -56,14 +58,15 @@ STAGE_OUTPUTS = RunOutputs(
 )
 
 
-def run_outputs(run_dir: Path) -> RunOutputs:
-    """The outputs of one Hydra run, inside its run folder."""
+def run_outputs(run_dir: Path, repo_root: Path) -> RunOutputs:
+    """The outputs of one Hydra run, inside its run folder; it reads the repository's data and features."""
     return RunOutputs(
         train_metrics=run_dir / "train_metrics.json",
         test_metrics=run_dir / "test_metrics.json",
         report_dir=run_dir / "eval",
         subgroup_metrics=run_dir / "subgroup_metrics.json",
         machine_record=run_dir / "machine.json",
+        layout=PIPELINE.for_run(run_dir, repo_root),
     )
 
 
@@ -82,7 +85,7 @@ def fit_model(cfg: DictConfig, outputs: RunOutputs = STAGE_OUTPUTS) -> dict:
     """Fit cfg.model, keep the best and last checkpoints, write the training summary.
 
     Returns the summary (empty on DDP ranks other than zero, which write nothing)."""
-    summary = fit(cfg)
+    summary = fit(cfg, outputs.layout)
     if summary:
         write_json(outputs.train_metrics, summary)
         write_json(outputs.machine_record, machine_record(str(cfg.trainer.accelerator)))
@@ -109,16 +112,17 @@ def evaluate_model(cfg: DictConfig, outputs: RunOutputs = STAGE_OUTPUTS) -> dict
     """Choose the threshold on the validation predictions of the best checkpoint, score the clean
     and noisy test sets with it, write metrics (with the threshold record), predictions and plots,
     and log them to W&B when a W&B logger is configured."""
-    module = load_module(checkpoint_path(cfg), list(cfg.checkpoint.allowed_targets))
+    layout = outputs.layout
+    module = load_module(checkpoint_path(cfg.callbacks, layout.checkpoints), list(cfg.checkpoint.allowed_targets))
     settings = evaluation_settings(cfg)
     unit = "speaker_id" if settings.aggregate == "speaker" else "file_id"
-    manifest = read_prepared_manifest(Path(cfg.data.out_dir))
+    manifest = read_prepared_manifest(layout.prepared)
     groups = subgroup_table(manifest, list(cfg.evaluate.subgroups.age_bands), unit)
-    test_metrics, decision, per_subgroup = evaluate(module, Path(cfg.features.out_dir), settings, outputs.report_dir, groups)
+    test_metrics, decision, per_subgroup = evaluate(module, layout.features, settings, outputs.report_dir, groups)
     write_json(outputs.subgroup_metrics, per_subgroup)
     write_json(outputs.threshold_record, decision)
     figures = sorted(path.name for path in (outputs.report_dir / "figures").glob("*.png"))
-    quarantine, audit = read_json(Path(cfg.data.report_dir) / QUARANTINE_SUMMARY_FILE), read_json(Path(cfg.audit.output))
+    quarantine, audit = read_json(layout.quarantine / QUARANTINE_SUMMARY_FILE), read_json(layout.audit)
     write_text_atomic(outputs.report, render_report(participant_counts(manifest), quarantine, decision, test_metrics, per_subgroup, audit, figures))
     write_json(outputs.test_metrics, {"threshold": decision, **test_metrics})
     if uses_wandb(cfg):

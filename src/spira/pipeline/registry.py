@@ -15,6 +15,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from spira.config import compose_config
+from spira.layout import PIPELINE
 from spira.pipeline.gate import GATE_METRICS
 from spira.registry.versions import (
     ModelVersion,
@@ -58,11 +59,11 @@ def checked_gate_result(repo: Path, params: DictConfig) -> dict:
     if lock_entry(lock, "gate", "outs", str(GATE_METRICS)) != hashlib.md5(committed).hexdigest():
         raise RegistryError(f"stale gate: the committed {GATE_METRICS} is not the one HEAD's dvc.lock records "
                             "(another commit's result); run `dvc repro`, commit, then promote")  # fmt: skip
-    checkpoints = str(params.callbacks.model_checkpoint.dirpath)
+    checkpoints = str(PIPELINE.checkpoints)
     if lock_entry(lock, "gate", "deps", checkpoints) != lock_entry(lock, "train", "outs", checkpoints):
         raise RegistryError("stale gate: it judged another model than the one HEAD's dvc.lock records; run `dvc repro`, commit, then promote")
     result = json.loads(committed)
-    data = lock_entry(lock, "prepare", "outs", str(params.data.out_dir))
+    data = lock_entry(lock, "prepare", "outs", str(PIPELINE.prepared))
     if result["challenger"]["data_version"] != data:
         raise RegistryError(f"stale gate: it ran on data version {result['challenger']['data_version']}, HEAD has {data}; "
                             "run `dvc repro`, commit, then promote")  # fmt: skip
@@ -105,7 +106,7 @@ def version_record(repo: Path, params: DictConfig, result: dict | None, forced_r
         figures, threshold = result["challenger"], result["threshold"]
     return {
         "commit": git(repo, "rev-parse", "HEAD").strip(),
-        "data_version": lock_entry(lock, "prepare", "outs", str(params.data.out_dir)),
+        "data_version": lock_entry(lock, "prepare", "outs", str(PIPELINE.prepared)),
         "params_changed": changed_params(repo, params),
         "test_clean": {name: figures.get("test_clean", {}).get(name) for name in RECORD_METRICS},
         "test_noisy": {name: figures.get("test_noisy", {}).get(name) for name in RECORD_METRICS},
@@ -120,7 +121,7 @@ def model_in_prod(repo: Path, params: DictConfig) -> ModelVersion | None:
     prod = current_prod(repo, str(params.gate.artifact))
     if prod is None:
         return None
-    checkpoints = str(params.callbacks.model_checkpoint.dirpath)
+    checkpoints = str(PIPELINE.checkpoints)
     models = set()
     for rev in ("HEAD", prod.commit):
         try:

@@ -1,12 +1,13 @@
 """DVC stage generate_demo: write the seeded synthetic SPIRA-layout cohort."""
 
+from spira.layout import PIPELINE
 from spira.pipeline.demo import generate_demo
 from spira.stages._cli import stage_params
 
 
 def main() -> None:
     cfg = stage_params(__doc__, "generate_demo")
-    print(f"demo cohort written to {cfg.demo_cohort.out_dir}: {generate_demo(cfg)}")
+    print(f"demo cohort written to {PIPELINE.demo}: {generate_demo(cfg)}")
 
 
 if __name__ == "__main__":

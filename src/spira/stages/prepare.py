@@ -1,11 +1,11 @@
 """DVC stage prepare: validate, decode, resample, normalise and split the dataset by speaker."""
 
 import sys
-from pathlib import Path
 
 from spira.data.manifest import SUMMARY_FILE
 from spira.data.privacy import MissingSaltError
 from spira.data.rows import PrepareError
+from spira.layout import PIPELINE
 from spira.pipeline.data import prepare_data
 from spira.safety import UnsafeOutputError, output_errors_exit
 from spira.stages._cli import stage_params
@@ -19,7 +19,7 @@ def main() -> None:
     except (PrepareError, MissingSaltError, UnsafeOutputError) as error:
         print(f"\n{error}", file=sys.stderr)
         sys.exit(1)
-    print((Path(cfg.data.out_dir) / SUMMARY_FILE).read_text())
+    print((PIPELINE.prepared / SUMMARY_FILE).read_text())
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Resuming a killed or interrupted training run from its last checkpoint.
 
-Training writes its checkpoints into `train.resume_dir`, a folder outside
+Training writes its checkpoints into `models/resume`, a folder outside
 DVC's outputs (DVC deletes a stage's outputs before it runs it, so a killed
 run's checkpoints there would be gone): `last.ckpt` after every epoch, with
 the run's fingerprint, its W&B run id and whether training had decided to
@@ -58,12 +58,12 @@ def code_version() -> str:
     return digest.hexdigest()
 
 
-def run_fingerprint(cfg: DictConfig) -> dict[str, str]:
-    """What a resumed run must share with the interrupted one: params, data (the prepared
-    data and its features) and code. Taken after the model is built, so the model's module counts."""
+def run_fingerprint(cfg: DictConfig, data_folders: Sequence[Path]) -> dict[str, str]:
+    """What a resumed run must share with the interrupted one: params, data (`data_folders`:
+    the prepared data and its features) and code. Taken after the model is built, so the model's module counts."""
     return {
         "params": params_version(cfg),
-        "data": folders_version([cfg.data.out_dir, cfg.features.out_dir]),
+        "data": folders_version(data_folders),
         "code": code_version(),
     }
 

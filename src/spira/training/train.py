@@ -12,7 +12,8 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -20,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from spira.augment.pipeline import build_augmenter, build_batch_noise, training_noise_clips
 from spira.features.windows import window_spec
 from spira.features.store import load_normalization
+from spira.layout import Layout
 from spira.safety import check_output_path, replace_folder, staged_folder
 from spira.tracking import instantiate_loggers
 from spira.training.checkpoint import load_module, read_checkpoint
@@ -42,22 +44,21 @@ class TrainingInterrupted(SystemExit):
     prints the message and exits with status 1 (DVC records nothing, a sweep stops)."""
 
 
-def checkpoint_path(cfg: DictConfig, callback: str = BEST_CHECKPOINT) -> Path:
-    """The file a ModelCheckpoint entry of cfg.callbacks writes: dirpath/filename.ckpt.
+def checkpoint_path(callbacks: DictConfig, folder: Path, callback: str = BEST_CHECKPOINT) -> Path:
+    """The file a ModelCheckpoint entry of `callbacks` writes in `folder`: folder/filename.ckpt.
     The one place checkpoint files are named: the callbacks config decides."""
-    conf = cfg.callbacks[callback]
-    return Path(conf.dirpath) / f"{conf.filename}.ckpt"
+    return Path(folder) / f"{callbacks[callback].filename}.ckpt"
 
 
-def build_module(cfg: DictConfig) -> SpiraLitModule:
-    """The LightningModule for cfg.model, fed the window shape and normalisation of cfg.features."""
+def build_module(cfg: DictConfig, features_dir: Path) -> SpiraLitModule:
+    """The LightningModule for cfg.model, fed the window shape of cfg.features and the
+    normalisation measured by featurize in `features_dir`."""
     net = OmegaConf.to_container(cfg.model, resolve=True)
     net["num_frames"] = window_spec(cfg.features).frames
-    normalization = load_normalization(Path(cfg.features.out_dir)) or {}
+    normalization = load_normalization(Path(features_dir)) or {}
     return SpiraLitModule(
         net=net,
-        # Without out_dir: every logger receives these hyperparameters, and a path is private.
-        features={key: value for key, value in OmegaConf.to_container(cfg.features, resolve=True).items() if key != "out_dir"},
+        features=OmegaConf.to_container(cfg.features, resolve=True),
         optimizer=OmegaConf.to_container(cfg.train.optimizer, resolve=True),
         warmup_steps=int(cfg.train.warmup_steps),
         feature_mean=normalization.get("mean"),
@@ -100,70 +101,73 @@ class EpochSeeds(L.Callback):
         random.seed(epoch_seed)
 
 
-def resume_dir(cfg: DictConfig) -> Path:
-    return Path(cfg.train.resume_dir)
+def guarded_folders(cfg: DictConfig, layout: Layout) -> dict[str, Path]:
+    """The folders the run reads or publishes to: none may overlap the resume folder."""
+    inputs = {key: Path(OmegaConf.select(cfg, key)) for key in ("data.root", "data.noise_root") if OmegaConf.select(cfg, key) is not None}
+    return {**inputs, "the prepared data": layout.prepared, "the features": layout.features, "the checkpoints": layout.checkpoints}
 
 
-def guarded_folders(cfg: DictConfig) -> dict[str, Path]:
-    """The folders the run reads or publishes to, by config key: none may overlap the resume folder."""
-    keys = ("data.root", "data.noise_root", "data.out_dir", "features.out_dir")
-    inputs = {key: Path(OmegaConf.select(cfg, key)) for key in keys if OmegaConf.select(cfg, key) is not None}
-    return {**inputs, "callbacks.model_checkpoint.dirpath": checkpoint_path(cfg).parent}
-
-
-def find_resume_point(cfg: DictConfig, fingerprint: dict[str, str]) -> ResumePoint:
+def find_resume_point(cfg: DictConfig, layout: Layout, fingerprint: dict[str, str]) -> ResumePoint:
     """The last checkpoint of an interrupted run of the same fingerprint, or a fresh start (with an
     empty resume folder, so that ModelCheckpoint finds no stale best.ckpt to version as best-v1.ckpt)."""
-    check_output_path(resume_dir(cfg), "train.resume_dir", guarded_folders(cfg))
-    last = resume_dir(cfg) / f"{cfg.callbacks[LAST_CHECKPOINT].filename}.ckpt" if LAST_CHECKPOINT in cfg.callbacks else None
+    check_output_path(layout.resume, "the resume folder", guarded_folders(cfg, layout))
+    last = checkpoint_path(cfg.callbacks, layout.resume, LAST_CHECKPOINT) if LAST_CHECKPOINT in cfg.callbacks else None
     point = resume_point(last, fingerprint, list(cfg.checkpoint.allowed_targets)) if last else ResumePoint(None, f"callbacks.{LAST_CHECKPOINT} is not configured")
     if point.checkpoint is None:
-        start_fresh(cfg, point.reason)
+        start_fresh(cfg, layout, point.reason)
     elif rank_zero_only.rank == 0:
         log.info("resuming the interrupted run after epoch %d from %s", point.epochs_done, point.checkpoint)
     return point
 
 
 @rank_zero_only
-def start_fresh(cfg: DictConfig, reason: str) -> None:
+def start_fresh(cfg: DictConfig, layout: Layout, reason: str) -> None:
     """Rank zero only: under DDP the other ranks start later, while rank zero already trains."""
     log.info("starting fresh: %s", reason)
-    replace_folder(resume_dir(cfg), "train.resume_dir", guarded_folders(cfg))
+    replace_folder(layout.resume, "the resume folder", guarded_folders(cfg, layout))
 
 
-def publish_checkpoints(cfg: DictConfig) -> None:
-    """The finished run's checkpoints into callbacks.model_checkpoint.dirpath (built aside, swapped in
+def publish_checkpoints(cfg: DictConfig, layout: Layout) -> None:
+    """The finished run's checkpoints into layout.checkpoints (built aside, swapped in
     whole), then the resume folder removed: the next run starts fresh."""
-    folders = guarded_folders(cfg)
-    published = folders.pop("callbacks.model_checkpoint.dirpath")
-    with staged_folder(published, "callbacks.model_checkpoint.dirpath", {**folders, "train.resume_dir": resume_dir(cfg)}) as staging:
-        for checkpoint in sorted(resume_dir(cfg).glob("*.ckpt")):
+    folders = guarded_folders(cfg, layout)
+    published = folders.pop("the checkpoints")
+    with staged_folder(published, "the checkpoints", {**folders, "the resume folder": layout.resume}) as staging:
+        for checkpoint in sorted(layout.resume.glob("*.ckpt")):
             shutil.copy2(checkpoint, staging / checkpoint.name)
-    shutil.rmtree(resume_dir(cfg))
+    shutil.rmtree(layout.resume)
 
 
-def fit(cfg: DictConfig) -> dict:
+def checkpoint_callbacks(callbacks: DictConfig, folder: Path) -> dict[str, L.Callback]:
+    """cfg.callbacks instantiated, every ModelCheckpoint writing into `folder`."""
+    return {
+        name: instantiate(conf, dirpath=str(folder)) if issubclass(get_class(conf._target_), ModelCheckpoint) else instantiate(conf)
+        for name, conf in callbacks.items()
+    }
+
+
+def fit(cfg: DictConfig, layout: Layout) -> dict:
     """Fit, keep the best (lowest val/file_loss) and last checkpoints, return a summary:
     epochs, parameter count and the validation metrics of the best checkpoint.
 
-    Checkpoints are written to train.resume_dir while training, and the run resumes
-    from the last one there when it belongs to the same params, data and code
-    (spira.training.resume); when training ends they are published to
-    callbacks.model_checkpoint.dirpath. Ctrl-C raises TrainingInterrupted.
+    It reads the prepared data and features of `layout`. Checkpoints are written to
+    layout.resume while training, and the run resumes from the last one there when it
+    belongs to the same params, data and code (spira.training.resume); when training
+    ends they are published to layout.checkpoints. Ctrl-C raises TrainingInterrupted.
 
     Under DDP every rank fits; only global rank zero validates the best
     checkpoint and returns the summary (the other ranks return an empty dict).
     """
     L.seed_everything(int(cfg.seed), workers=True)
-    module = build_module(cfg)
-    fingerprint = run_fingerprint(cfg)
-    start = find_resume_point(cfg, fingerprint)
+    module = build_module(cfg, layout.features)
+    fingerprint = run_fingerprint(cfg, [layout.prepared, layout.features])
+    start = find_resume_point(cfg, layout, fingerprint)
     spec = window_spec(cfg.features)
-    prepared_dir = Path(cfg.data.out_dir)
+    prepared_dir = layout.prepared
     augmenter = build_augmenter(cfg.augment, prepared_dir, spec.sample_rate)
     module.batch_noise = build_batch_noise(cfg.augment, training_noise_clips(cfg.augment, prepared_dir), spec.window_samples)
     datamodule = FeatureDataModule(
-        cfg.features.out_dir,
+        layout.features,
         int(cfg.train.batch_size),
         int(cfg.train.num_workers),
         augmenter,
@@ -172,8 +176,8 @@ def fit(cfg: DictConfig) -> dict:
         audio_windows=module.batch_noise is not None,
         validation_sets=list(cfg.train.validation_sets),
     )
-    # Every checkpoint callback (those with a dirpath) writes into the resume folder while training.
-    callbacks = {name: instantiate(conf, dirpath=str(resume_dir(cfg))) if "dirpath" in conf else instantiate(conf) for name, conf in cfg.callbacks.items()}
+    # Every ModelCheckpoint writes into the resume folder while training.
+    callbacks = checkpoint_callbacks(cfg.callbacks, layout.resume)
     loggers = instantiate_loggers(cfg, wandb_run_id=start.wandb_run_id)
     # Lightning's progress bar on a terminal; in logs (DVC, CI) one line per epoch.
     progress_bar = bool(cfg.trainer.enable_progress_bar) and sys.stderr.isatty()
@@ -185,7 +189,7 @@ def fit(cfg: DictConfig) -> dict:
     except SystemExit:
         # Lightning's graceful Ctrl-C: it stops, tears down and exits; last.ckpt keeps the last finished epoch.
         if trainer.interrupted:
-            raise TrainingInterrupted(f"training interrupted (Ctrl-C); the next run resumes from the last finished epoch in {resume_dir(cfg)}") from None
+            raise TrainingInterrupted(f"training interrupted (Ctrl-C); the next run resumes from the last finished epoch in {layout.resume}") from None
         raise
     if not trainer.is_global_zero:
         return {}
@@ -205,6 +209,6 @@ def fit(cfg: DictConfig) -> dict:
         if isinstance(logger, WandbLogger):
             model_size = {"model/parameters": summary["parameters"], "model/checkpoint_bytes": Path(checkpoint.best_model_path).stat().st_size}
             logger.experiment.summary.update(model_size)
-    publish_checkpoints(cfg)
+    publish_checkpoints(cfg, layout)
     return summary
 
