@@ -37,11 +37,11 @@ NEEDS_EXTRA = {"params": "train", "calibrate-noise": "train", "promote": "train"
 
 def params_command(args: argparse.Namespace) -> None:
     from spira.config import compose_config, compose_params
-    from spira.layout import InputInsideOutputError, check_recordings
+    from spira.layout import UnsafeParamsError, check_params
 
     try:
-        check_recordings(compose_config(args.overrides))
-    except InputInsideOutputError as error:
+        check_params(compose_config(args.overrides))
+    except UnsafeParamsError as error:
         sys.exit(f"spira params: {error}")
     compose_params(Path(args.output), args.overrides)
     print(f"{args.output} composed from conf/" + (f" with {' '.join(args.overrides)}" if args.overrides else ""))

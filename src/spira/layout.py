@@ -18,8 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 
-class InputInsideOutputError(ValueError):
-    """Recordings configured inside a folder the pipeline owns (and DVC deletes before a stage runs)."""
+class UnsafeParamsError(ValueError):
+    """Params that put recordings inside a folder the pipeline owns (DVC deletes it before a stage runs), or move an output."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ INPUT_KEYS = ("root", "noise_root")
 
 
 def check_inputs(inputs: dict[str, str], repo_root: Path = Path("."), generated: tuple[Path, ...] = (PIPELINE.demo,)) -> None:
-    """Raise InputInsideOutputError when an input folder (config key -> path) equals, lies inside
+    """Raise UnsafeParamsError when an input folder (config key -> path) equals, lies inside
     or contains an output the pipeline owns: DVC would delete the recordings with the output.
 
     `generated` outputs (the demo cohort) may be read as inputs: the pipeline wrote them."""
@@ -84,13 +84,41 @@ def check_inputs(inputs: dict[str, str], repo_root: Path = Path("."), generated:
             if folder == owned and output in generated:
                 continue
             if folder == owned or owned in folder.parents or folder in owned.parents:
-                raise InputInsideOutputError(
+                raise UnsafeParamsError(
                     f"{key}={value}: the recordings overlap {output}, a folder the pipeline writes (DVC deletes it before a stage runs); "
                     f"keep recordings outside {', '.join(str(path) for path in OWNED_OUTPUTS)}. Nothing was run"
                 )
 
 
-def check_recordings(params: Mapping) -> None:
-    """check_inputs on the recordings composed params name (data.root, data.noise_root)."""
-    data = params.get("data") or {}
-    check_inputs({f"data.{key}": data[key] for key in INPUT_KEYS if data.get(key) is not None})
+# Parameters that named outputs before the paths were fixed; `+data.out_dir=...` still composes,
+# so a stage refuses them rather than ignore them.
+FORMER_OUTPUT_KEYS = {
+    "demo_cohort.out_dir": PIPELINE.demo,
+    "data.out_dir": PIPELINE.prepared,
+    "data.report_dir": PIPELINE.quarantine,
+    "features.out_dir": PIPELINE.features,
+    "callbacks.model_checkpoint.dirpath": PIPELINE.checkpoints,
+    "callbacks.last_checkpoint.dirpath": PIPELINE.checkpoints,
+    "train.resume_dir": PIPELINE.resume,
+    "export.out_dir": PIPELINE.export,
+    "audit.output": PIPELINE.audit,
+}
+
+
+def select(params: Mapping, dotted: str) -> object | None:
+    """params[a][b] for "a.b", or None."""
+    node: object = params
+    for key in dotted.split("."):
+        if not isinstance(node, Mapping) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def check_params(params: Mapping) -> None:
+    """Composed params that would put recordings where the pipeline writes, or that try to move an
+    output: UnsafeParamsError, one line naming the key."""
+    for key, path in FORMER_OUTPUT_KEYS.items():
+        if select(params, key) is not None:
+            raise UnsafeParamsError(f"{key} is no parameter: the pipeline writes {path}, a fixed path (spira.layout). Remove the override. Nothing was run")
+    check_inputs({f"data.{key}": select(params, f"data.{key}") for key in INPUT_KEYS if select(params, f"data.{key}") is not None})

@@ -9,7 +9,7 @@ import sys
 from omegaconf import DictConfig
 
 from spira.config import declared_params, load_params, restrict_params
-from spira.layout import InputInsideOutputError, check_recordings
+from spira.layout import UnsafeParamsError, check_params
 
 
 def stage_params(description: str, stage: str) -> DictConfig:
@@ -22,8 +22,8 @@ def stage_params(description: str, stage: str) -> DictConfig:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     params = load_params(args.params)
     try:
-        check_recordings(params)
-    except InputInsideOutputError as error:
+        check_params(params)
+    except UnsafeParamsError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
     return restrict_params(params, declared_params(stage))
