@@ -93,9 +93,17 @@ async def read_form(request: Request, limits: ServeLimits):
             return await request.form(max_files=1, max_fields=1)
     except TimeoutError:
         return refusal(408, "upload_timeout", f"the upload did not arrive within {limits.upload_timeout:g} s")
-    except Exception as error:  # starlette's MultiPartException, a client that went away, ...
-        detail = str(error) if type(error).__name__ == "MultiPartException" else type(error).__name__
-        return refusal(400, "malformed_multipart", f"not a valid {FORM_TYPE} body ({detail})")
+    except Exception as error:  # starlette's HTTPException for a bad body, a client that went away, ...
+        return refusal(400, "malformed_multipart", f"not a valid {FORM_TYPE} body ({parser_complaint(error)})")
+
+
+def parser_complaint(error: BaseException) -> str:
+    """Starlette's word for a bad body and, when there is one, python-multipart's reason behind it."""
+    detail = str(getattr(error, "detail", None) or type(error).__name__)
+    cause = error.__cause__ or error.__context__
+    while cause is not None and not type(cause).__module__.startswith("python_multipart"):
+        cause = cause.__cause__ or cause.__context__
+    return f"{detail.rstrip('.')}: {cause}" if cause is not None else detail
 
 
 def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits()) -> FastAPI:
@@ -124,7 +132,7 @@ def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits()) -> Fas
         try:
             upload = form.get(UPLOAD_FIELD)
             if not isinstance(upload, UploadFile):
-                return refusal(400, "no_file_field", f"no file in the form field {UPLOAD_FIELD!r}")
+                return refusal(400, "no_file_field", f"no complete file in the form field {UPLOAD_FIELD!r} (none sent, or the body ends before its closing boundary)")
             name = upload.filename or "upload"
             record = await anyio.to_thread.run_sync(
                 score_upload, predictor, upload.file, name, limits.max_audio_seconds, limiter=admission.scorers
