@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from spira.registry.exports import copy_export
-from spira.serving.limits import ServeLimits
 from spira.registry.versions import artifact_name, current_prod, find_version, prod_assignments, versions
+from spira.serving.limits import ServeLimits
 from spira.serving.predict import Predictor, load_predictor
 
 # `--model prod` / `--model v1.2.0`: a version in the model registry (git tags) rather than a folder.

@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
 from spira.data.validate import AUDIO_EXTENSIONS
 from spira.serving.limits import RETRY_AFTER_SECONDS, SCORING_THREADS, ServeLimits
@@ -86,7 +86,7 @@ class Admission:
         )
 
 
-async def read_form(request: Request, limits: ServeLimits):
+async def read_form(request: Request, limits: ServeLimits) -> FormData | JSONResponse:
     """The parsed multipart form, or the refusal of a slow, broken or malformed body."""
     try:
         with anyio.fail_after(limits.upload_timeout):
@@ -132,7 +132,8 @@ def create_app(predictor: Predictor, limits: ServeLimits = ServeLimits()) -> Fas
         try:
             upload = form.get(UPLOAD_FIELD)
             if not isinstance(upload, UploadFile):
-                return refusal(400, "no_file_field", f"no complete file in the form field {UPLOAD_FIELD!r} (none sent, or the body ends before its closing boundary)")
+                complaint = f"no complete file in the form field {UPLOAD_FIELD!r} (none sent, or the body ends before its closing boundary)"
+                return refusal(400, "no_file_field", complaint)
             name = upload.filename or "upload"
             record = await anyio.to_thread.run_sync(
                 score_upload, predictor, upload.file, name, limits.max_audio_seconds, limiter=admission.scorers
