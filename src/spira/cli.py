@@ -27,6 +27,7 @@ from pathlib import Path
 
 from spira.augment.calibrate import LABELS
 from spira.data import SPLITS
+from spira.serving.limits import MIB, SCORING_THREADS, ServeLimits
 
 PARAMS_HELP = "composed parameters (default: params.yaml)"
 
@@ -104,7 +105,8 @@ def serve_command(args: argparse.Namespace) -> None:
     from spira.registry.versions import RegistryError
 
     try:
-        serve_model(args.model, args.host, args.port, args.max_upload_mb * 1024 * 1024, Path(args.params))
+        limits = ServeLimits(args.max_upload_mb * MIB, args.max_queue, args.upload_timeout, args.max_audio_seconds)
+        serve_model(args.model, args.host, args.port, limits, Path(args.params))
     except (FileNotFoundError, ValueError, RegistryError) as error:
         print(f"spira serve: {error}", file=sys.stderr)
         sys.exit(2)
@@ -246,13 +248,25 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="serve an exported model over HTTP",
         description="POST /predict (multipart field 'file') returns the record `spira predict` writes; "
-        "GET /health; GET /model returns model.json. Uploads are deleted before the response; nothing about them is logged.",
+        "GET /health; GET /model returns model.json; GET /queue the requests in progress. A refused request gets a 4xx "
+        "(503 when busy) with a JSON reason and message. Uploads are deleted before the response; nothing about them is logged.",
     )
     serve.add_argument("--model", default="models/export", help=model_help)
     serve.add_argument("--params", default="params.yaml", help="names the registered model (gate.artifact) for --model prod|vN.N.N")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    serve.add_argument("--max-upload-mb", type=int, default=20, help="largest accepted upload in MiB (default: 20)")
+    limits = ServeLimits()
+    serve.add_argument("--max-upload-mb", type=int, default=limits.max_upload_bytes // MIB, help="largest accepted upload in MiB; 413 above (default: %(default)s)")
+    serve.add_argument(
+        "--max-queue", type=int, default=limits.max_queue,
+        help="POST /predict requests handled at once (receiving, waiting, scored; at most "
+        f"{SCORING_THREADS} scored at a time on this machine); one more gets 503 with Retry-After, its body unread (default: %(default)s)",
+    )  # fmt: skip
+    serve.add_argument("--upload-timeout", type=float, default=limits.upload_timeout, help="seconds an upload's body may take to arrive; 408 after (default: %(default)s)")
+    serve.add_argument(
+        "--max-audio-seconds", type=float, default=limits.max_audio_seconds,
+        help="longest recording scored, by its header and then its decoded length; 422 too_long above (default: %(default)s: 10 min)",
+    )  # fmt: skip
     serve.set_defaults(handler=serve_command)
 
     promote = commands.add_parser(

@@ -15,6 +15,7 @@ from typing import Any
 
 from spira.registry.exports import copy_export
 from spira.registry.versions import artifact_name, current_prod, find_version, prod_assignments, versions
+from spira.serving.limits import ServeLimits
 from spira.serving.predict import Predictor, load_predictor
 
 # `--model prod` / `--model v1.2.0`: a version in the model registry (git tags) rather than a folder.
@@ -42,13 +43,13 @@ def predict_files(model: str, audio: list[str], params_file: Path = Path("params
     return [predictor.predict_file(path, path) for path in audio]
 
 
-def serve_model(model: str, host: str, port: int, max_upload_bytes: int, params_file: Path = Path("params.yaml")) -> None:
+def serve_model(model: str, host: str, port: int, limits: ServeLimits, params_file: Path = Path("params.yaml")) -> None:
     """Run the HTTP service until interrupted. No access log: request lines are all it would add."""
     import uvicorn
 
     from spira.serving.service import create_app
 
-    app = create_app(resolve_model(model, params_file=params_file), max_upload_bytes)
+    app = create_app(resolve_model(model, params_file=params_file), limits)
     uvicorn.run(app, host=host, port=port, access_log=False, log_level="info")
 
 

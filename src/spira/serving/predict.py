@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 import numpy as np
 import onnxruntime as ort
+import soundfile as sf
 
 from spira.data.validate import FileCheck, decode_and_check, file_check
 from spira.features.frontend import NumpyMfcc, build_numpy_extractor
@@ -58,21 +59,44 @@ class Predictor:
             logits.append(self.session.run(None, {INPUT_NAME: batch})[0])
         return 1.0 / (1.0 + np.exp(-np.concatenate(logits).astype(np.float64)))
 
-    def predict_file(self, path: str | Path, shown_name: str) -> dict[str, Any]:
+    def predict_file(self, path: str | Path, shown_name: str, max_seconds: float | None = None) -> dict[str, Any]:
         """One record: the file's probability and decision, or the reason it could not be scored.
-        Messages name the file as `shown_name` only."""
+        Messages name the file as `shown_name` only.
+
+        `max_seconds` (the server's limit) refuses longer recordings as `too_long`: from the
+        header's length before decoding, and again from the decoded length (MP3 headers only
+        estimate it)."""
         record = dict.fromkeys(RECORD_FIELDS) | {"file": shown_name, "model_version": self.version}
+        if max_seconds is not None and (declared := declared_seconds(path)) > max_seconds:
+            return record | too_long(shown_name, declared, max_seconds, "its header declares")
         result, samples = decode_and_check(str(path), shown_name, self.check)
         if samples is None:
             return record | {"status": "error", "reason": result.reason, "message": result.message}
+        seconds = samples.shape[0] / self.spec.sample_rate
+        if max_seconds is not None and seconds > max_seconds:
+            return record | too_long(shown_name, seconds, max_seconds, "it decodes to")
         probability = float(self.window_probabilities(self.features(samples)).mean())
         return record | {
             "status": "ok",
             "probability": round(probability, 6),
             "decision": decide(probability, self.contract["decision"]),
             "windows": self.spec.count(samples.shape[0]),
-            "seconds": round(samples.shape[0] / self.spec.sample_rate, 3),
+            "seconds": round(seconds, 3),
         }
+
+
+def declared_seconds(path: str | Path) -> float:
+    """The length a file's header declares, in seconds; 0 when it has no readable header
+    (`decode_and_check` then says what is wrong with it)."""
+    try:
+        info = sf.info(str(path))
+    except Exception:  # libsndfile raises several types for unreadable input
+        return 0.0
+    return info.frames / info.samplerate if info.samplerate > 0 else 0.0
+
+
+def too_long(shown_name: str, seconds: float, max_seconds: float, source: str) -> dict[str, Any]:
+    return {"status": "error", "reason": "too_long", "message": f"{shown_name}: {source} {seconds:.1f} s of audio, longer than the {max_seconds:g} s limit"}
 
 
 def load_predictor(export_dir: str | Path) -> Predictor:
