@@ -1,6 +1,8 @@
 """SIGKILL the export, gate and evaluate writers at random points: every output is then the old
-version (a previous complete run's) or the new one (the killed run's, complete), never partial
-or missing, and the next run, and the next `dvc repro`, end with the new version everywhere.
+version (a previous complete run's) or the new one (the killed run's, complete), never partial.
+An output folder may be missing only between the two renames of a swap (where the file system
+cannot exchange two names in one step), with the old one kept whole beside it; the next run
+puts it back. The next run, and the next `dvc repro`, end with the new version everywhere.
 
 The writers run in forked children of this process, so Python, torch and the project are
 imported once: a child runs one writer with the new params and is killed either by a timer
@@ -23,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 import torch
 from omegaconf import OmegaConf
 
@@ -33,6 +36,8 @@ from spira.pipeline.export import export_model
 from spira.pipeline.gate import run_gate
 from spira.pipeline.model import evaluate_model
 from spira.safety import recover_folder
+
+pytestmark = pytest.mark.slow
 
 # Each writer's outputs as dvc.yaml declares them; folders end with "/".
 OUTPUTS = {
