@@ -62,7 +62,7 @@ NEW_PARAMS = {
     "export.inconclusive_margin": 0.1,
     "gate.floors.test_auroc": 0.5,
 }
-KILLS_PER_WRITER = 10  # half by a timer, half just before a write: 30 in all
+KILLS_PER_WRITER = 10  # 4 by a timer, 6 just before a write: 30 in all, 18 sure to kill
 WRITE_EVENTS = ("open", "os.rename", "os.mkdir", "os.remove", "os.rmdir", "shutil.rmtree")
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT
 
@@ -247,11 +247,11 @@ def test_killed_writers_leave_the_old_or_the_new_outputs_and_the_next_run_recove
         landed[stage] = []
         for attempt in range(KILLS_PER_WRITER):
             restore(repo, stage, saved)
-            # Every other swap in two renames, as where the file system cannot exchange two names.
-            exchange = attempt % 4 < 2
-            if attempt % 2 == 0:  # a timer: anywhere in the write window, a little before and after it
+            # About half the swaps in two renames, as where the file system cannot exchange two names.
+            exchange = rng.random() < 0.5
+            if attempt % 5 in (0, 2):  # a timer: anywhere in the write window or a little before it
                 margin = 0.1 * (last - first) + 0.01
-                child = run_child(repo, stage, kill_after=rng.uniform(max(0.0, first - margin), last + margin), exchange=exchange, log=log)
+                child = run_child(repo, stage, kill_after=rng.uniform(max(0.0, first - margin), last), exchange=exchange, log=log)
             else:  # just before a random one of the writes a complete run makes
                 number = rng.randint(1, len(complete.writes))
                 child = run_child(repo, stage, kill_when=lambda count, event, args, number=number: count == number, exchange=exchange, log=log)
@@ -263,7 +263,7 @@ def test_killed_writers_leave_the_old_or_the_new_outputs_and_the_next_run_recove
     print(f"where the kills landed ({time.monotonic() - started:.1f} s):", landed)
     kinds = [kind for stage in OUTPUTS for kind in landed[stage]]
     assert sum(kind != "finished" for kind in kinds) >= 20
-    assert kinds.count("mid-write") >= 12 and kinds.count("before") >= 1
+    assert kinds.count("mid-write") >= 15
 
     # From the old outputs, evaluate killed between the two renames of the figures swap leaves
     # no eval/figures and the old one aside; the next `dvc repro` ends with the new version.
