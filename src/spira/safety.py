@@ -12,7 +12,9 @@ OutputWriteError line naming what was written, where, and the free space there.
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import glob
 import os
 import shutil
 import sys
@@ -136,6 +138,66 @@ def partial_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial-{os.getpid()}")
 
 
+def previous_name(path: Path) -> Path:
+    """Where a folder swap keeps the old `path` until the new one has the name."""
+    return path.with_name(f".{path.name}.previous-{os.getpid()}")
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def left_behind(path: Path, kind: str) -> list[Path]:
+    """The `.name.<kind>-PID` siblings of `path` whose process has ended (a killed run's), oldest
+    first. This process's own PID counts as ended: a killed run in an earlier container may have had it."""
+    found = []
+    for sibling in path.parent.glob(f".{glob.escape(path.name)}.{kind}-*"):
+        pid = sibling.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and (int(pid) == os.getpid() or not process_alive(int(pid))):
+            found.append(sibling)
+    return sorted(found, key=lambda sibling: sibling.lstat().st_mtime_ns)
+
+
+def recover_folder(path: Path) -> None:
+    """Undo what a run killed inside staged_folder left beside output folder `path`.
+
+    Killed between the two renames of a swap, `path` is missing and the
+    previous complete folder waits under `.name.previous-PID`: it gets its
+    name back. Otherwise those siblings (and half-built `.name.partial-PID`
+    folders) are only leftovers and are removed."""
+    previous = left_behind(path, "previous")
+    if previous and not path.exists():
+        os.replace(previous.pop(), path)
+        sync_folder(path.parent)
+    for stale in [*left_behind(path, "partial"), *previous]:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+RENAME_EXCHANGE = 2
+AT_FDCWD = -100
+
+
+def exchange(first: Path, second: Path) -> bool:
+    """Swap two existing paths in one step (Linux renameat2 RENAME_EXCHANGE): a reader
+    finds one or the other under each name, never nothing. False where the system or
+    file system cannot, and nothing changed."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None) if sys.platform == "linux" else None
+    if renameat2 is None:
+        return False
+    if renameat2(AT_FDCWD, os.fsencode(first), AT_FDCWD, os.fsencode(second), RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(second))
+
+
 def sync_folder(folder: Path) -> None:
     """Make a rename inside `folder` durable."""
     descriptor = os.open(folder, os.O_RDONLY)
@@ -154,6 +216,8 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     temporary = partial_name(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in left_behind(path, "partial"):  # a killed run's temporary
+            stale.unlink(missing_ok=True)
         yield temporary
         with open(temporary, "rb+") as handle:
             os.fsync(handle.fileno())
@@ -174,22 +238,17 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 @contextmanager
 def staged_folder(path: str | Path, name: str, inputs: dict[str, str | Path]) -> Iterator[Path]:
     """Build output folder `path` (config key `name`) in a temporary sibling, yielded;
-    when the block ends it replaces `path`, on an error it is dropped. Siblings a
-    killed run left behind are removed first. check_output_path guards `path`."""
+    when the block ends it replaces `path`, on an error it is dropped. What a killed
+    run left behind is recovered first (recover_folder). check_output_path guards `path`."""
     check_output_path(path, name, inputs)
     path = Path(path)
-    staging, previous = partial_name(path), path.with_name(f".{path.name}.previous-{os.getpid()}")
+    staging, previous = partial_name(path), previous_name(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        for stale in [*path.parent.glob(f".{path.name}.partial-*"), *path.parent.glob(f".{path.name}.previous-*")]:
-            shutil.rmtree(stale, ignore_errors=True)
+        recover_folder(path)
         staging.mkdir()
         yield staging
-        # Renames only: the old folder stays whole until the new one has its name.
-        if path.exists():
-            os.replace(path, previous)
-        os.replace(staging, path)
-        sync_folder(path.parent)
+        swap_in(staging, path, previous)
     except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
         if previous.exists() and not path.exists():
@@ -197,6 +256,22 @@ def staged_folder(path: str | Path, name: str, inputs: dict[str, str | Path]) ->
         raise_write_failure(error, name, path)
         raise
     shutil.rmtree(previous, ignore_errors=True)
+
+
+def swap_in(staging: Path, path: Path, previous: Path) -> None:
+    """Give folder `staging` the name `path`; the old `path`, if any, ends as `previous`.
+
+    Renames only, so the old folder stays whole until the new one has its name: in one
+    step where the file system can exchange two names, else in two, and a run killed
+    between them leaves `path` missing and the old folder as `previous`, which the next
+    run puts back (recover_folder)."""
+    if path.exists() and exchange(staging, path):
+        os.replace(staging, previous)
+    else:
+        if path.exists():
+            os.replace(path, previous)
+        os.replace(staging, path)
+    sync_folder(path.parent)
 
 
 @contextmanager

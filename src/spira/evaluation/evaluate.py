@@ -25,7 +25,7 @@ from spira.evaluation.calibration import apply_temperature, brier_score, expecte
 from spira.evaluation.subgroups import subgroup_metrics
 from spira.evaluation.thresholds import choose_threshold, parse_rule
 from spira.metrics import aggregate_per_file, binary_metrics
-from spira.safety import atomic_file
+from spira.safety import atomic_file, staged_folder
 
 
 def predict_windows(module: torch.nn.Module, windows: np.ndarray, batch_size: int, name: str = "predict") -> np.ndarray:
@@ -136,12 +136,10 @@ def set_metrics(units: pd.DataFrame, threshold: float, settings: EvaluationSetti
     return {name: (round(value, 6) if isinstance(value, float) else value) for name, value in metrics.items()}
 
 
-def write_report(name: str, metrics: dict, predictions: pd.DataFrame, out_dir: Path, calibration_bins: int) -> None:
-    """ROC points, actual/predicted pairs and the reliability table for `dvc plots`, plus PNG
-    figures, each file written whole or not at all (spira.safety.atomic_file)."""
-    plots_dir, figures_dir = out_dir / "plots", out_dir / "figures"
-    plots_dir.mkdir(parents=True, exist_ok=True)
-    figures_dir.mkdir(parents=True, exist_ok=True)
+def write_report(name: str, metrics: dict, predictions: pd.DataFrame, out_dir: Path, calibration_bins: int, plots_dir: Path, figures_dir: Path) -> None:
+    """The predictions (into `out_dir`); ROC points, actual/predicted pairs and the reliability
+    table for `dvc plots` (into `plots_dir`), plus PNG figures (into `figures_dir`), each file
+    written whole or not at all (spira.safety.atomic_file; savefig writes the temporary)."""
     write_csv(predictions, out_dir / f"predictions_{name}.csv")
     write_csv(predictions[["actual", "predicted"]], plots_dir / f"confusion_{name}.csv")
 
@@ -218,21 +216,27 @@ def evaluate(
     }
     results, per_subgroup = {}, {}
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, split in TEST_SETS.items():
-        if not has_split(features_dir, split):
-            log.warning("%s %s", name, NO_NOISE)
-            write_csv(pd.DataFrame(columns=["speaker_id", "actual", "probability", "predicted"]), out_dir / f"predictions_{name}.csv")
-            results[name] = {"n_files": 0, "status": NO_NOISE}
-            continue
-        units = decision_units(predict_files(module, features_dir, split, settings.batch_size), settings.aggregate)
-        if temperature is not None:
-            units = units.assign(probability=apply_temperature(units["probability"].to_numpy(), temperature))
-        metrics = set_metrics(units, choice.threshold, settings)
-        predictions = units.assign(probability=units["probability"].round(6), predicted=(units["probability"] >= choice.threshold).astype(int))
-        write_report(name, metrics, predictions, out_dir, settings.calibration_bins)
-        results[name] = metrics
-        if subgroups is not None:
-            per_subgroup[name] = subgroup_metrics(units, subgroups, settings.subgroup_min_files, partial(interval_metrics, threshold=choice.threshold, settings=settings))
+    # eval/plots and eval/figures are built whole beside their names and swapped in: a killed
+    # run leaves the previous folders, never a mix of two runs' files.
+    with (
+        staged_folder(out_dir / "plots", "evaluate's plots folder", {}) as plots_dir,
+        staged_folder(out_dir / "figures", "evaluate's figures folder", {}) as figures_dir,
+    ):
+        for name, split in TEST_SETS.items():
+            if not has_split(features_dir, split):
+                log.warning("%s %s", name, NO_NOISE)
+                write_csv(pd.DataFrame(columns=["speaker_id", "actual", "probability", "predicted"]), out_dir / f"predictions_{name}.csv")
+                results[name] = {"n_files": 0, "status": NO_NOISE}
+                continue
+            units = decision_units(predict_files(module, features_dir, split, settings.batch_size), settings.aggregate)
+            if temperature is not None:
+                units = units.assign(probability=apply_temperature(units["probability"].to_numpy(), temperature))
+            metrics = set_metrics(units, choice.threshold, settings)
+            predictions = units.assign(probability=units["probability"].round(6), predicted=(units["probability"] >= choice.threshold).astype(int))
+            write_report(name, metrics, predictions, out_dir, settings.calibration_bins, plots_dir, figures_dir)
+            results[name] = metrics
+            if subgroups is not None:
+                per_subgroup[name] = subgroup_metrics(units, subgroups, settings.subgroup_min_files, partial(interval_metrics, threshold=choice.threshold, settings=settings))
     return results, decision, per_subgroup
 
 

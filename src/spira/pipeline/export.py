@@ -21,7 +21,7 @@ from spira.serving.card import model_card
 from spira.serving.contract import CARD_FILE, MODEL_FILE, write_contract
 from spira.serving.export import build_contract, export_onnx
 from spira.tracking import data_version, git_commit
-from spira.safety import replace_folder
+from spira.safety import staged_folder
 from spira.training.checkpoint import load_module
 from spira.training.train import checkpoint_path
 
@@ -57,11 +57,19 @@ def accepted_input(data: DictConfig) -> dict[str, Any]:
 
 
 def export_model(cfg: DictConfig, test_metrics_path: Path = STAGE_OUTPUTS.test_metrics, layout: Layout = PIPELINE) -> dict[str, Any]:
-    """Write layout.export: model.onnx, model.json and MODEL_CARD.md; returns the contract."""
+    """Write layout.export: model.onnx, model.json and MODEL_CARD.md; returns the contract.
+
+    The folder is built beside it and swapped in (spira.safety.staged_folder): a killed
+    export leaves the previous export whole, never half a folder for `spira predict`."""
     module = load_module(checkpoint_path(cfg.callbacks, layout.checkpoints), list(cfg.checkpoint.allowed_targets))
-    hparams = module.hparams
     inputs = {**{key: OmegaConf.select(cfg, key) for key in ("data.root", "data.noise_root")}, "the prepared data": layout.prepared}
-    out_dir = replace_folder(layout.export, "the export", inputs)
+    with staged_folder(layout.export, "the export", inputs) as out_dir:
+        return write_export(cfg, module, out_dir, test_metrics_path, layout)
+
+
+def write_export(cfg: DictConfig, module: Any, out_dir: Path, test_metrics_path: Path, layout: Layout) -> dict[str, Any]:
+    """The export's files, written into `out_dir` (the staging folder)."""
+    hparams = module.hparams
     num_frames, num_features = int(hparams.net["num_frames"]), int(hparams.net["num_features"])
     sha256 = export_onnx(module.net, num_frames, num_features, out_dir / MODEL_FILE)
     threshold, rule = decision_threshold(test_metrics_path)

@@ -23,6 +23,7 @@ from spira.pipeline.model import evaluated_decision, write_json
 from spira.registry.bootstrap import paired_auroc_difference
 from spira.registry.gate import decide, floor_rules, gate_markdown, non_inferiority_rule
 from spira.registry.versions import RegistryError, current_prod, fetch_artifact
+from spira.safety import write_text_atomic
 from spira.tracking import data_version, git_commit
 from spira.training.checkpoint import load_module
 from spira.training.train import checkpoint_path
@@ -105,7 +106,7 @@ def run_gate(cfg: DictConfig, repo: Path = Path("."), layout: Layout = PIPELINE)
         "non_inferiority": non_inferiority,
         "config": OmegaConf.to_container(gate, resolve=True),
     }
+    # Each whole or not at all: a killed gate leaves the previous decision, never half of one.
     write_json(repo / GATE_METRICS, result)
-    (repo / GATE_REPORT).parent.mkdir(parents=True, exist_ok=True)
-    (repo / GATE_REPORT).write_text(gate_markdown(result))
+    write_text_atomic(repo / GATE_REPORT, gate_markdown(result))
     return result
