@@ -1,15 +1,18 @@
-"""Resume: a train stage killed (SIGKILL) or interrupted (Ctrl-C) after an epoch resumes
-from its last checkpoint to the metrics of an uninterrupted run, byte for byte; a
+"""Resume: a train stage killed (SIGKILL, at an epoch boundary or mid-epoch) or interrupted (Ctrl-C)
+resumes from its last checkpoint to the metrics and weights of an uninterrupted run, byte for byte; a
 checkpoint of other params, data or code, or an unreadable one, starts fresh and says why."""
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -46,7 +49,8 @@ def wandb_run_ids(repo: Path) -> set[str]:
 
 
 def stop_training_after_an_epoch(repo: Path, stop: signal.Signals) -> subprocess.CompletedProcess:
-    """`dvc repro -f -s train`, sent `stop` once the first epoch's last.ckpt is saved."""
+    """`dvc repro -f -s train`, sent `stop` once the first epoch's last.ckpt is saved (complete: a zip
+    archive is readable once its end record, written last, is there)."""
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "WANDB_MODE": "offline"}
     command = ["dvc", "repro", "-f", "-s", "train"]
     # As from a terminal, SIGINT handled: an ignored signal stays ignored in child processes (and
@@ -56,7 +60,7 @@ def stop_training_after_an_epoch(repo: Path, stop: signal.Signals) -> subprocess
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     last = repo / "models" / "resume" / "last.ckpt"
     deadline = time.monotonic() + 300
-    while not last.is_file() or (pid := training_process(repo)) is None:
+    while not zipfile.is_zipfile(last) or (pid := training_process(repo)) is None:
         assert stage.poll() is None, f"train ended before it could be stopped: {stage.communicate()}"
         assert time.monotonic() < deadline, "no epoch checkpoint within 300 s"
         time.sleep(0.01)
@@ -75,40 +79,97 @@ def stop_training_after_an_epoch(repo: Path, stop: signal.Signals) -> subprocess
     return subprocess.CompletedProcess(command, stage.returncode, stdout, stderr)
 
 
+# Kills the train stage it is loaded into (sitecustomize, first on PYTHONPATH) with SIGKILL right
+# after optimiser step KILL_AFTER_STEP: a kill mid-epoch, at a batch chosen in advance.
+KILL_HOOK = """
+import os, sys
+if "spira.stages.train" in sys.orig_argv:
+    import signal
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    steps = [0]
+
+    def kill_after(optimizer, args, kwargs):
+        steps[0] += 1
+        if steps[0] == int(os.environ["KILL_AFTER_STEP"]):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    register_optimizer_step_post_hook(kill_after)
+"""
+
+
+def kill_training_mid_epoch(repo: Path, step: int, hook_dir: Path) -> subprocess.CompletedProcess:
+    """`dvc repro -f -s train`, its training process SIGKILLed right after optimiser step `step`."""
+    hook_dir.mkdir(exist_ok=True)
+    (hook_dir / "sitecustomize.py").write_text(KILL_HOOK)
+    python_path = os.pathsep.join(filter(None, [str(hook_dir), os.environ.get("PYTHONPATH")]))
+    return run(["dvc", "repro", "-f", "-s", "train"], repo, check=False, env={"PYTHONPATH": python_path, "KILL_AFTER_STEP": str(step)})
+
+
+def checkpoint_weights(repo: Path) -> dict[str, dict[str, bytes]]:
+    """The published checkpoints' weights, tensor by tensor, as bytes (the files themselves differ
+    from save to save: torch writes a random serialization id)."""
+    weights = {}
+    for path in sorted((repo / "models" / "checkpoints").glob("*.ckpt")):
+        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        weights[path.name] = {name: tensor.numpy().tobytes() for name, tensor in state.items()}
+    return weights
+
+
 @pytest.mark.slow
 def test_a_killed_or_interrupted_train_resumes_to_the_metrics_of_an_uninterrupted_run(tmp_path):
     repo = make_pipeline_repo(tmp_path / "repo")
-    # Four epochs: a stop after the first leaves three to resume. W&B (offline): the resumed run keeps its id.
-    compose_params(repo / "params.yaml", ["trainer.max_epochs=4", "logger=[csv,wandb]"], config_dir=repo / "conf")
+    # The default's augmentation (ward noise, batched on the training device, at its probability),
+    # loader workers and validation sets, on a cohort large enough that the model learns after the kill
+    # (the best checkpoint comes from epochs the resumed run trains). Four epochs: a stop after the first
+    # leaves three to resume. W&B (offline): the resumed run keeps its id.
+    compose_params(repo / "params.yaml", ["demo_cohort.n_speakers=40", "trainer.max_epochs=4", "logger=[csv,wandb]"], config_dir=repo / "conf")
+    params, default = OmegaConf.load(repo / "params.yaml"), compose_config()
+    for key in ("augment", "train.num_workers", "train.validation_sets", "callbacks", "model", "trainer.deterministic"):
+        assert OmegaConf.select(params, key) == OmegaConf.select(default, key), key
     uninterrupted = run(["dvc", "repro", "evaluate"], repo)
     assert "starting fresh: no interrupted run to resume" in uninterrupted.stderr
     expected = {name: (repo / "metrics" / name).read_bytes() for name in METRICS}
+    expected_weights = checkpoint_weights(repo)
+    # Not a blind comparison: the best checkpoint, whose figures train.json holds, is one the resumed runs train.
+    assert json.loads(expected["train.json"])["best_epoch"] >= 1
     # A finished run leaves no resume state: the next one starts fresh.
     assert not (repo / "models" / "resume").exists()
-    assert sorted(path.name for path in (repo / "models" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert sorted(expected_weights) == ["best.ckpt", "last.ckpt"]
+    train_windows = len((repo / "data" / "features" / "train_index.csv").read_text().splitlines()) - 1
+    steps_per_epoch = math.ceil(train_windows / int(params.train.batch_size))
+    assert steps_per_epoch >= 3, "too few batches for a kill inside an epoch"
 
-    # kill -9, and Ctrl-C: each time the next run resumes. `-f`: DVC would otherwise restore the
-    # uninterrupted run's checkpoints from its cache (same deps and params) instead of training.
+    # kill -9 right after epoch 1's checkpoint, kill -9 in the middle of epoch 2, and Ctrl-C: each time the
+    # next run resumes after epoch 1. `-f`: DVC would otherwise restore the uninterrupted run's checkpoints
+    # from its cache (same deps and params) instead of training.
     # After Ctrl-C, train's metrics alone (the best checkpoint's validation figures) tell the weights apart.
-    for stop, metrics in ((signal.SIGKILL, METRICS), (signal.SIGINT, METRICS[:1])):
+    stops = (("SIGKILL at the epoch boundary", METRICS), ("SIGKILL mid-epoch", METRICS), ("SIGINT", METRICS[:1]))
+    for stop, metrics in stops:
         for name in metrics:
             (repo / "metrics" / name).unlink()
         runs_before = wandb_run_ids(repo)
-        stopped = stop_training_after_an_epoch(repo, stop)
-        assert stopped.returncode != 0, f"{stop.name} did not stop train:\n{stopped.stderr}"
-        if stop == signal.SIGINT:
+        if stop == "SIGKILL mid-epoch":
+            stopped = kill_training_mid_epoch(repo, steps_per_epoch + steps_per_epoch // 2, tmp_path / "kill_hook")
+            killed = stopped.stdout + stopped.stderr
+            assert stopped.returncode != 0 and "epoch 1/4" in killed and "epoch 2/4" not in killed, killed
+        else:
+            stopped = stop_training_after_an_epoch(repo, signal.SIGINT if stop == "SIGINT" else signal.SIGKILL)
+            assert stopped.returncode != 0, f"{stop} did not stop train:\n{stopped.stderr}"
+        if stop == "SIGINT":
             assert "training interrupted (Ctrl-C); the next run resumes from the last finished epoch in models/resume" in stopped.stderr
         assert (repo / "models" / "resume" / "last.ckpt").is_file() and not (repo / "models" / "checkpoints").exists()
         stopped_run_ids = wandb_run_ids(repo) - runs_before
 
         resumed = run(["dvc", "repro", "-f", "-s", "train"], repo)
         output = resumed.stdout + resumed.stderr
-        assert "resuming the interrupted run after epoch" in output, output
+        assert "resuming the interrupted run after epoch 1 " in output, output
         # Only the epochs left are trained again (one line per trained epoch).
-        assert "epoch 4/4" in output and "epoch 1/4" not in output
+        assert "epoch 2/4" in output and "epoch 4/4" in output and "epoch 1/4" not in output
         if "test.json" in metrics:
             run(["dvc", "repro", "evaluate"], repo)  # its metrics are missing: evaluate runs
-        assert {name: (repo / "metrics" / name).read_bytes() for name in metrics} == {name: expected[name] for name in metrics}, stop.name
+        assert {name: (repo / "metrics" / name).read_bytes() for name in metrics} == {name: expected[name] for name in metrics}, stop
+        assert checkpoint_weights(repo) == expected_weights, stop
         assert not (repo / "models" / "resume").exists()
         # W&B: the resumed training run continues the stopped one under its id (a second offline folder of that id).
         assert len(stopped_run_ids) == 1

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, RandomSampler
 
 from spira.augment.pipeline import Augmenter
 from spira.data.manifest import read_prepared_manifest
@@ -18,6 +18,41 @@ from spira.features.windows import WindowSpec
 from spira.features.store import has_split, load_split
 
 log = logging.getLogger(__name__)
+
+# The streams an epoch's seeds are drawn for, after (seed, epoch): EpochSeeds' global RNGs take the rank.
+SHUFFLE_STREAM, WORKER_STREAM = 1 << 32, (1 << 32) + 1
+
+
+def epoch_seed(seed: int, epoch: int, stream: int) -> int:
+    """A 32-bit seed that depends on (seed, epoch, stream) only."""
+    return int(np.random.SeedSequence([int(seed), int(epoch), int(stream)]).generate_state(1)[0])
+
+
+class EpochShuffle(RandomSampler):
+    """The training shuffle, and the base seed of the loader's workers (`worker_generator`), as
+    functions of (seed, epoch) alone, not of the global RNG.
+
+    Lightning creates the first epoch's iterator of every fit (and prefetches from it)
+    before any epoch-start hook, so with the global RNG a resumed run's first epoch would
+    draw from where seeding and the sanity check left it, not from its epoch's seed.
+    Lightning calls `set_epoch` before every later epoch's iterator; the first epoch of a
+    fit is given to the constructor. (Under DDP Lightning swaps in a DistributedSampler,
+    itself a function of seed and epoch.)"""
+
+    def __init__(self, data_source: Dataset, seed: int, epoch: int = 0):
+        super().__init__(data_source, generator=torch.Generator())
+        self.seed = int(seed)
+        self.worker_generator = torch.Generator()
+        self.set_epoch(epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        # Drawn from when the loader creates an epoch's iterator (always after this call).
+        self.worker_generator.manual_seed(epoch_seed(self.seed, self.epoch, WORKER_STREAM))
+
+    def __iter__(self):
+        self.generator.manual_seed(epoch_seed(self.seed, self.epoch, SHUFFLE_STREAM))
+        return super().__iter__()
 
 
 class FeatureWindows(Dataset):
@@ -67,8 +102,9 @@ class AugmentedWaveformWindows(Dataset):
     array. MFCCs, and ward noise alone (`BatchWardNoise`), are computed batched
     by the LightningModule on the training device; a per-window `augmenter`
     (audiomentations) runs here, afresh at every draw. Its randomness comes from
-    torch's RNG, seeded per epoch (training.train.EpochSeeds) and per worker
-    (seed_everything(workers=True); the loader starts its workers afresh every
+    torch's RNG: in the stage's process seeded per epoch (training.train.EpochSeeds),
+    in workers per worker from the epoch's base seed (EpochShuffle.worker_generator,
+    seed_everything(workers=True); the loader starts its workers afresh every
     epoch), so the stream is reproducible and a resumed run draws what an
     uninterrupted one does.
     """
@@ -119,6 +155,7 @@ class FeatureDataModule(L.LightningDataModule):
         spec: WindowSpec | None = None,
         audio_windows: bool = False,
         validation_sets: list[str] | tuple[str, ...] = ("val",),
+        seed: int = 0,
     ):
         super().__init__()
         self.audio_windows = audio_windows or augmenter is not None
@@ -131,6 +168,7 @@ class FeatureDataModule(L.LightningDataModule):
         self.prepared_dir = Path(prepared_dir) if prepared_dir is not None else None
         self.spec = spec
         self.validation_sets = list(validation_sets)
+        self.seed = int(seed)
         self.datasets: dict[str, Dataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
@@ -143,7 +181,7 @@ class FeatureDataModule(L.LightningDataModule):
             else:
                 self.datasets["train"] = AugmentedWaveformWindows(index, self.prepared_dir, self.spec, self.augmenter)
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, sampler: EpochShuffle | None = None) -> DataLoader:
         # Workers (and the split's audio they share) live for the whole fit, unless they
         # draw random augmentations: then they start afresh every epoch, seeded from the
         # epoch's seed, so an epoch's draws do not depend on the epochs before it.
@@ -151,13 +189,17 @@ class FeatureDataModule(L.LightningDataModule):
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
+            generator=sampler.worker_generator if sampler is not None else None,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0 and not draws_randomness,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        # The epoch this loader's first iterator serves: the one Lightning passes to set_epoch
+        # (epochs finished; a resumed run's checkpoint restores it before this is called).
+        epoch = self.trainer.fit_loop.epoch_progress.current.processed if self.trainer is not None else 0
+        return self._loader("train", EpochShuffle(self.datasets["train"], self.seed, epoch))
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader("val")

@@ -25,7 +25,7 @@ from spira.layout import Layout
 from spira.safety import check_output_path, replace_folder, staged_folder
 from spira.tracking import instantiate_loggers
 from spira.training.checkpoint import load_module, read_checkpoint
-from spira.training.data import FeatureDataModule
+from spira.training.data import FeatureDataModule, epoch_seed
 from spira.training.module import SpiraLitModule
 from spira.training.resume import ResumePoint, ResumeRecord, resume_point, run_fingerprint
 
@@ -87,18 +87,19 @@ class EpochLines(L.Callback):
 
 class EpochSeeds(L.Callback):
     """Seeds torch (CPU and every GPU), numpy and random at the start of every training epoch
-    from (seed, epoch, rank): the shuffling, dropout and noise of an epoch depend on nothing
-    before it, so a run resumed after epoch N trains epoch N+1 exactly as an uninterrupted
-    run does (Lightning restores no RNG state)."""
+    from (seed, epoch, rank): the dropout and noise of an epoch depend on nothing before it,
+    so a run resumed after epoch N trains epoch N+1 exactly as an uninterrupted run does
+    (Lightning restores no RNG state). The shuffle and the workers' seeds are drawn before
+    this hook in a fit's first epoch: they have their own (data.EpochShuffle)."""
 
     def __init__(self, seed: int):
         self.seed = int(seed)
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        epoch_seed = int(np.random.SeedSequence([self.seed, trainer.current_epoch, trainer.global_rank]).generate_state(1)[0])
-        torch.manual_seed(epoch_seed)
-        np.random.seed(epoch_seed)
-        random.seed(epoch_seed)
+        seed = epoch_seed(self.seed, trainer.current_epoch, trainer.global_rank)
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)
 
 
 def guarded_folders(cfg: DictConfig, layout: Layout) -> dict[str, Path]:
@@ -175,6 +176,7 @@ def fit(cfg: DictConfig, layout: Layout) -> dict:
         spec,
         audio_windows=module.batch_noise is not None,
         validation_sets=list(cfg.train.validation_sets),
+        seed=int(cfg.seed),
     )
     # Every ModelCheckpoint writes into the resume folder while training.
     callbacks = checkpoint_callbacks(cfg.callbacks, layout.resume)
