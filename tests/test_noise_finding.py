@@ -45,6 +45,6 @@ def test_without_noise_insertion_the_noisy_test_collapses(tmp_path: Path):
     # Without insertion: fine on clean audio, far worse once the controls carry ward noise.
     assert raw["test_clean"]["accuracy"] >= 0.8
     assert raw["test_clean"]["accuracy"] - raw["test_noisy"]["accuracy"] >= 0.2
-    # With insertion the noisy test holds up, and beats the raw model on it.
-    assert default["test_noisy"]["accuracy"] >= raw["test_noisy"]["accuracy"] + 0.15
+    # With insertion the noisy test holds up, and beats the raw model on it by at least two files.
+    assert default["test_noisy"]["accuracy"] >= raw["test_noisy"]["accuracy"] + 2 / default["test_noisy"]["n_files"] - 1e-6
     assert default["test_noisy"]["auroc"] >= 0.85
