@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from spira.registry.bootstrap import paired_auroc_difference
-from spira.registry.gate import decide, floor_rules, gate_markdown, non_inferiority_rule
+from spira.registry.promotion import decide, floor_rules, gate_markdown, non_inferiority_rule
 
 
 def _scores(n_speakers: int = 60, files_per_speaker: int = 3, seed: int = 0):
