@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from spira.registry.bootstrap import paired_auroc_difference
+from spira.evaluation.bootstrap import paired_auroc_difference
 from spira.registry.promotion import decide, floor_rules, gate_markdown, non_inferiority_rule
 
 

@@ -20,7 +20,7 @@ from spira.features.store import has_split
 from spira.layout import PIPELINE, Layout
 from spira.metrics import binary_metrics
 from spira.pipeline.model import evaluated_decision, write_json
-from spira.registry.bootstrap import paired_auroc_difference
+from spira.evaluation.bootstrap import paired_auroc_difference
 from spira.registry.promotion import decide, floor_rules, gate_markdown, non_inferiority_rule
 from spira.registry.versions import RegistryError, current_prod, fetch_artifact
 from spira.safety import write_text_atomic
