@@ -305,10 +305,10 @@ def test_a_prepared_noise_file_emptied_since_prepare_is_refused_with_its_name(tm
 CHECKPOINT_SCRIPT = """
 import resource, signal, torch
 from lightning.fabric.utilities.cloud_io import _atomic_save
-from spira.safety import output_errors_exit
+from spira.errors import exit_on_user_error
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (10_000, 10_000))
-with output_errors_exit():
+with exit_on_user_error():
     _atomic_save({"weights": torch.zeros(100_000)}, "models/last.ckpt")
 """
 

@@ -13,6 +13,9 @@ The DVC stages have entry points of their own (`python -m spira.stages.<stage>`)
 and the Hydra sweeps theirs (`python -m spira.train`); this command is for the
 steps around them. Like them it is thin: the work is in spira.pipeline. Every
 subcommand prints counts and figures, never a file name or an id of the data.
+A user error ends a subcommand with one line `error: spira <command>: ...`
+and the exit status of `spira.errors` (1 refused, 2 usage; `predict` and
+`serve`: 2 when the model cannot be loaded).
 
 `predict`, `serve` and `models` run in the serving install (`pip install '.[serve]'`:
 no torch, Hydra or DVC), so every import of the training side is inside the
@@ -27,6 +30,7 @@ from pathlib import Path
 
 from spira.augment.calibrate import LABELS
 from spira.data import SPLITS
+from spira.errors import EXIT_USAGE, UserError, exit_on_user_error
 from spira.serving.limits import MIB, SCORING_THREADS, ServeLimits
 
 PARAMS_HELP = "composed parameters (default: params.yaml)"
@@ -38,12 +42,9 @@ NEEDS_EXTRA = {"params": "train", "calibrate-noise": "train", "promote": "train"
 
 def params_command(args: argparse.Namespace) -> None:
     from spira.config import compose_config, compose_params
-    from spira.layout import UnsafeParamsError, check_params
+    from spira.layout import check_params
 
-    try:
-        check_params(compose_config(args.overrides))
-    except UnsafeParamsError as error:
-        sys.exit(f"spira params: {error}")
+    check_params(compose_config(args.overrides))
     compose_params(Path(args.output), args.overrides)
     print(f"{args.output} composed from conf/" + (f" with {' '.join(args.overrides)}" if args.overrides else ""))
 
@@ -56,13 +57,12 @@ def calibrate_noise_command(args: argparse.Namespace) -> None:
     from spira.pipeline.calibrate import calibrate_noise
 
     params = load_params(args.params)
-    try:
-        bounds, selection = calibrate_noise(params, args.split, args.label, args.quantile)
-    except (FileNotFoundError, ValueError) as error:
-        sys.exit(str(error))
-    except sf.LibsndfileError:
-        # soundfile's message names the file; patient data: say only what to do.
-        sys.exit(f"a prepared audio file of the {args.label} files is missing or unreadable; rerun `dvc repro prepare`")
+    with exit_on_user_error("spira calibrate-noise: ", also=(FileNotFoundError, ValueError)):
+        try:
+            bounds, selection = calibrate_noise(params, args.split, args.label, args.quantile)
+        except sf.LibsndfileError:
+            # soundfile's message names the file; patient data: say only what to do.
+            raise UserError(f"a prepared audio file of the {args.label} files is missing or unreadable; rerun `dvc repro prepare`") from None
     statistic = "plain min/max, as SPIRA" if args.quantile == 0 else f"{args.quantile:g} and {1 - args.quantile:g} quantiles"
     print(
         f"noise-only peaks of {bounds.files_used} {selection} "
@@ -80,14 +80,11 @@ def calibrate_noise_command(args: argparse.Namespace) -> None:
 
 def predict_command(args: argparse.Namespace) -> None:
     from spira.pipeline.serving import predict_files
-    from spira.registry.versions import RegistryError
     from spira.serving.predict import exit_status, write_records
 
-    try:
+    # A model that cannot be loaded: nothing scored, predict's status 2.
+    with exit_on_user_error("spira predict: ", EXIT_USAGE, also=(FileNotFoundError, ValueError)):
         records = predict_files(args.model, args.audio, Path(args.params))
-    except (FileNotFoundError, ValueError, RegistryError) as error:
-        print(f"spira predict: {error}", file=sys.stderr)
-        sys.exit(2)
     if args.out:
         with open(args.out, "w", newline="") as stream:
             write_records(records, args.format, stream)
@@ -102,31 +99,17 @@ def predict_command(args: argparse.Namespace) -> None:
 
 def serve_command(args: argparse.Namespace) -> None:
     from spira.pipeline.serving import serve_model
-    from spira.registry.versions import RegistryError
 
-    try:
+    with exit_on_user_error("spira serve: ", EXIT_USAGE, also=(FileNotFoundError, ValueError)):
         limits = ServeLimits(args.max_upload_mb * MIB, args.max_queue, args.upload_timeout, args.max_audio_seconds)
         serve_model(args.model, args.host, args.port, limits, Path(args.params))
-    except (FileNotFoundError, ValueError, RegistryError) as error:
-        print(f"spira serve: {error}", file=sys.stderr)
-        sys.exit(2)
-
-
-def registry_call(function, *arguments):
-    """Run a registry function; its RegistryError is the user's message."""
-    from spira.registry.versions import RegistryError
-
-    try:
-        return function(*arguments)
-    except RegistryError as error:
-        sys.exit(f"spira: {error}")
 
 
 def promote_command(args: argparse.Namespace) -> None:
     from spira.config import load_params
     from spira.pipeline.registry import promote
 
-    version, promoted = registry_call(promote, Path("."), load_params(args.params), args.force, args.reason)
+    version, promoted = promote(Path("."), load_params(args.params), args.force, args.reason)
     if not promoted:
         print(f"HEAD's model is {version.tag}, already in prod: nothing to promote")
         return
@@ -137,7 +120,7 @@ def rollback_command(args: argparse.Namespace) -> None:
     from spira.config import load_params
     from spira.pipeline.registry import rollback
 
-    previous, current = registry_call(rollback, Path("."), str(load_params(args.params).gate.artifact), args.reason)
+    previous, current = rollback(Path("."), str(load_params(args.params).gate.artifact), args.reason)
     print(f"prod rolled back from {previous} to {current}: {args.reason}")
 
 
@@ -145,8 +128,8 @@ def models_command(args: argparse.Namespace) -> None:
     from spira.pipeline.serving import model_table
     from spira.registry.versions import artifact_name
 
-    name = registry_call(artifact_name, Path(args.params))
-    rows, history = registry_call(model_table, Path("."), name)
+    name = artifact_name(Path(args.params))
+    rows, history = model_table(Path("."), name)
     if not rows:
         print(f"no version of {name} registered yet: `dvc repro`, commit, then `spira promote`")
         return
@@ -173,12 +156,9 @@ def machine_line(result) -> str:
 
 
 def verify_command(args: argparse.Namespace) -> None:
-    from spira.pipeline.verify import VerifyError, verify
+    from spira.pipeline.verify import verify
 
-    try:
-        result = verify(Path("."), args.tolerance, Path(args.workdir) if args.workdir else None, args.keep)
-    except VerifyError as error:
-        sys.exit(f"spira verify: {error}")
+    result = verify(Path("."), args.tolerance, Path(args.workdir) if args.workdir else None, args.keep)
     print(machine_line(result))
     for item in result.files:
         if not item.differences:
@@ -306,15 +286,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    try:
-        args.handler(args)
-    except ModuleNotFoundError as error:
-        if args.command not in NEEDS_EXTRA:
-            raise
-        extra = NEEDS_EXTRA[args.command]
-        sys.exit(f"spira {args.command}: needs the {extra} dependencies ({error.name} is not installed): "
-                 f"`make install` installs everything, `pip install '.[{extra}]'` these")  # fmt: skip
+    args = build_parser().parse_args(argv)  # a usage error: argparse's one line and EXIT_USAGE
+    with exit_on_user_error(f"spira {args.command}: "):
+        try:
+            args.handler(args)
+        except ModuleNotFoundError as error:
+            if args.command not in NEEDS_EXTRA:
+                raise
+            extra = NEEDS_EXTRA[args.command]
+            raise UserError(f"needs the {extra} dependencies ({error.name} is not installed): "
+                            f"`make install` installs everything, `pip install '.[{extra}]'` these") from None  # fmt: skip
 
 
 if __name__ == "__main__":

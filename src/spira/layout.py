@@ -17,8 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from spira.errors import UserError
 
-class UnsafeParamsError(ValueError):
+
+class UnsafeParamsError(UserError, ValueError):
     """Params that put recordings inside a folder the pipeline owns (DVC deletes it before a stage runs), or move an output."""
 
 

@@ -22,41 +22,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from spira.errors import WRITE_ERRNOS, UserError, byte_size, free_space
 
-class UnsafeOutputError(ValueError):
+
+class UnsafeOutputError(UserError, ValueError):
     """An output path that would delete inputs or a folder nobody means to replace."""
 
 
-class OutputWriteError(OSError):
+class OutputWriteError(UserError, OSError):
     """An output could not be written; its message is the one line a stage prints."""
 
     def __str__(self) -> str:
         return self.strerror
 
 
-# Errors that only a write raises; permission errors count when they name the output's own path.
-WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT})
+# Permission errors count as refused writes when they name the output's own path.
 PERMISSION_ERRNOS = frozenset({errno.EACCES, errno.EPERM})
-
-
-def byte_size(count: int) -> str:
-    """A byte count for a message: 4.4 TB, 32.0 kB."""
-    for unit, scale in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if count >= scale:
-            return f"{count / scale:.1f} {unit}"
-    return f"{count} bytes"
-
-
-def free_space(path: Path) -> str:
-    """'12.3 MB free of 1.0 GB' on the file system holding `path` (its nearest existing folder)."""
-    folder = Path(path).absolute()
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    try:
-        usage = shutil.disk_usage(folder)
-    except OSError:
-        return "free space unknown"
-    return f"{byte_size(usage.free)} free of {byte_size(usage.total)}"
 
 
 def _within(filename: str, path: Path) -> bool:
@@ -272,24 +253,3 @@ def swap_in(staging: Path, path: Path, previous: Path) -> None:
             os.replace(path, previous)
         os.replace(staging, path)
     sync_folder(path.parent)
-
-
-@contextmanager
-def output_errors_exit() -> Iterator[None]:
-    """For a stage: an output that cannot be written (full disk, file-size limit, read-only
-    folder) ends it with OutputWriteError's one line on stderr and exit status 1, not a traceback."""
-    try:
-        yield
-    except OutputWriteError as error:
-        print(f"\nerror: {error}", file=sys.stderr)
-        sys.exit(1)
-    except OSError as error:
-        if error.errno not in WRITE_ERRNOS:
-            raise
-        # A write outside the helpers above (Lightning saving a checkpoint, the ONNX exporter):
-        # the library's error seldom names the file, the file system's free space says enough.
-        where = Path(error.filename) if error.filename else Path.cwd()
-        print(f"\nerror: cannot write {error.filename or 'an output of this stage'}: {error.strerror}; "
-              f"{free_space(where)} on that file system. DVC records no output of a failed stage: rerun it when there is room",
-              file=sys.stderr)  # fmt: skip
-        sys.exit(1)

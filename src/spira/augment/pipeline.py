@@ -10,6 +10,7 @@ import soundfile as sf
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from spira.errors import UserError
 from spira.augment.noise import BatchWardNoise, WardNoiseInserter
 from spira.data.manifest import NOISE_MANIFEST_FILE, read_noise_manifest
 from spira.data.splits import SHARED_NOISE
@@ -21,7 +22,7 @@ BACKGROUND_NOISE = "audiomentations.AddBackgroundNoise"
 Augmenter = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 
 
-class NoNoiseError(ValueError):
+class NoNoiseError(UserError, ValueError):
     """Ward-noise insertion was asked for, but the prepared data has no (readable) noise recordings."""
 
 

@@ -7,12 +7,14 @@ import os
 
 from omegaconf import DictConfig
 
+from spira.errors import UserError
+
 
 def salted_id(value: str, salt: str, length: int = 16) -> str:
     return hashlib.sha256(f"{salt}\x00{value}".encode("utf-8")).hexdigest()[:length]
 
 
-class MissingSaltError(ValueError):
+class MissingSaltError(UserError, ValueError):
     """Real data without a secret salt: its hashed ids could be matched by anyone with the config."""
 
 

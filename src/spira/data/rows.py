@@ -15,6 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from spira.errors import UserError
 from spira.data.privacy import salted_id
 from spira.data.splits import SPLITS
 from spira.data.tables import Table, read_table
@@ -34,7 +35,7 @@ SEX_VALUES = {
 }
 
 
-class PrepareError(RuntimeError):
+class PrepareError(UserError, RuntimeError):
     """The data cannot be prepared as configured; the message says why and what to change."""
 
 

@@ -23,12 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from spira.errors import UserError
 from spira.reproducibility import Difference, compare_metrics, flatten, is_number, is_provenance, machine_record
 
 MACHINE_RECORD = Path("reports/machine.json")
 
 
-class VerifyError(RuntimeError):
+class VerifyError(UserError, RuntimeError):
     """A step of the rerun failed; the message says which and how."""
 
 

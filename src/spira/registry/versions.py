@@ -16,10 +16,12 @@ from pathlib import Path
 
 import yaml
 
+from spira.errors import UserError
+
 PROD = "prod"
 
 
-class RegistryError(Exception):
+class RegistryError(UserError):
     """A registry call that cannot be done; the message says why and what to do."""
 
 

@@ -2,13 +2,13 @@
 
 import json
 
+from spira.errors import exit_on_user_error
 from spira.pipeline.audit import audit_data
-from spira.safety import output_errors_exit
 from spira.stages._cli import stage_params
 
 
 def main() -> None:
-    with output_errors_exit():
+    with exit_on_user_error():
         result = audit_data(stage_params(__doc__, "audit"))
     print(json.dumps({"combined": result["combined"], "flagged": result["flagged"]}, indent=2))
 

@@ -2,13 +2,13 @@
 
 import json
 
+from spira.errors import exit_on_user_error
 from spira.pipeline.model import evaluate_model
-from spira.safety import output_errors_exit
 from spira.stages._cli import stage_params
 
 
 def main() -> None:
-    with output_errors_exit():
+    with exit_on_user_error():
         metrics = evaluate_model(stage_params(__doc__, "evaluate"))
     print(json.dumps(metrics, indent=2))
 

@@ -1,19 +1,13 @@
 """DVC stage train: fit the configured model with Lightning (metrics/train.json, checkpoints)."""
 
-import sys
-
-from spira.augment.pipeline import NoNoiseError
+from spira.errors import exit_on_user_error
 from spira.pipeline.model import fit_model
-from spira.safety import output_errors_exit
 from spira.stages._cli import stage_params
 
 
 def main() -> None:
-    try:
-        with output_errors_exit():
-            summary = fit_model(stage_params(__doc__, "train"))
-    except NoNoiseError as error:
-        sys.exit(f"error: {error}")
+    with exit_on_user_error():
+        summary = fit_model(stage_params(__doc__, "train"))
     if summary:
         print(f"best checkpoint metrics: {summary}")
 

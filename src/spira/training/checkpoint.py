@@ -14,10 +14,11 @@ from typing import Any
 
 import torch
 
+from spira.errors import UserError
 from spira.training.module import SpiraLitModule
 
 
-class UntrustedCheckpointError(ValueError):
+class UntrustedCheckpointError(UserError, ValueError):
     """A checkpoint that asks to build an object outside the allowlist."""
 
 
