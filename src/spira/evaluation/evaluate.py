@@ -117,10 +117,25 @@ def decision_units(predictions: pd.DataFrame, aggregate: str) -> pd.DataFrame:
     )
 
 
+def score_split(module: torch.nn.Module, features_dir: Path, split: str, batch_size: int, aggregate: str, temperature: float | None = None) -> pd.DataFrame:
+    """The decision units of one featurized split with their probabilities: the one scoring path of
+    evaluate and the gate (file probabilities -> files or speakers -> temperature when calibrated)."""
+    units = decision_units(predict_files(module, features_dir, split, batch_size), aggregate)
+    if temperature is not None:
+        units = units.assign(probability=apply_temperature(units["probability"].to_numpy(), temperature))
+    return units
+
+
+def point_metrics(units: pd.DataFrame, threshold: float) -> dict:
+    """The binary metrics of some decision units at `threshold`, rounded as the metrics files hold them."""
+    metrics = binary_metrics(units["actual"].to_numpy(), units["probability"].to_numpy(), threshold)
+    return {name: (round(value, 6) if isinstance(value, float) else value) for name, value in metrics.items()}
+
+
 def set_metrics(units: pd.DataFrame, threshold: float, settings: EvaluationSettings) -> dict:
     """Metrics at the chosen threshold with speaker-level intervals, calibration, and the 0.5 metrics."""
     labels, prob, speakers = units["actual"].to_numpy(), units["probability"].to_numpy(), units["speaker_id"].to_numpy()
-    point = binary_metrics(labels, prob, threshold)
+    point = point_metrics(units, threshold)
     intervals = speaker_bootstrap(labels, prob, speakers, threshold, settings.resamples, settings.confidence, settings.seed)
     metrics: dict = {"threshold": threshold}
     for name, value in point.items():
@@ -200,9 +215,7 @@ def evaluate(
     not evaluated, with an empty predictions table."""
     features_dir, out_dir = Path(features_dir), Path(out_dir)
     sets = [split for split in settings.threshold_sets if has_split(features_dir, split)]
-    validation = pd.concat(
-        [decision_units(predict_files(module, features_dir, split, settings.batch_size), settings.aggregate) for split in sets], ignore_index=True
-    )
+    validation = pd.concat([score_split(module, features_dir, split, settings.batch_size, settings.aggregate) for split in sets], ignore_index=True)
     temperature = None
     if settings.calibration == "temperature":
         temperature = fit_temperature(validation["actual"].to_numpy(), validation["probability"].to_numpy())
@@ -228,9 +241,7 @@ def evaluate(
                 write_csv(pd.DataFrame(columns=["speaker_id", "actual", "probability", "predicted"]), out_dir / f"predictions_{name}.csv")
                 results[name] = {"n_files": 0, "status": NO_NOISE}
                 continue
-            units = decision_units(predict_files(module, features_dir, split, settings.batch_size), settings.aggregate)
-            if temperature is not None:
-                units = units.assign(probability=apply_temperature(units["probability"].to_numpy(), temperature))
+            units = score_split(module, features_dir, split, settings.batch_size, settings.aggregate, temperature)
             metrics = set_metrics(units, choice.threshold, settings)
             predictions = units.assign(probability=units["probability"].round(6), predicted=(units["probability"] >= choice.threshold).astype(int))
             write_report(name, metrics, predictions, out_dir, settings.calibration_bins, plots_dir, figures_dir)

@@ -16,7 +16,9 @@ validation data asks.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -95,4 +97,31 @@ def choose_threshold(rule: str | float, labels: np.ndarray, scores: np.ndarray) 
         validation_sensitivity=float(sensitivity[chosen]),
         validation_specificity=float(specificity[chosen]),
         validation_files=int(labels.size),
+    )
+
+
+def read_decision(test_metrics: Path) -> dict:
+    """The decision rule evaluate applied (the "threshold" record of its test metrics: the threshold,
+    its rule and the validation figures that chose it), for the steps that judge or ship the model.
+
+    Export and gate take the threshold from here, so the model in service decides
+    exactly as it was evaluated; a temperature-calibrated evaluation is refused
+    until the exported contract carries the temperature."""
+    test_metrics = Path(test_metrics)
+    if not test_metrics.is_file():
+        raise FileNotFoundError(f"{test_metrics}: no evaluation yet; run `dvc repro evaluate` first")
+    decision = json.loads(test_metrics.read_text())["threshold"]
+    if decision.get("temperature") is not None:
+        raise ValueError(f"{test_metrics}: evaluate.calibration=temperature: export and the gate do not apply a temperature yet; use evaluate.calibration=none")
+    return decision
+
+
+def describe_decision(decision: dict) -> str:
+    """How the threshold of a decision record was chosen, in one sentence (the model contract's threshold_rule)."""
+    if decision.get("validation_sensitivity") is None:
+        return f"fixed in the config (evaluate.threshold={decision['rule']}), not tuned on data"
+    return (
+        f"chosen by the rule {decision['rule']} on {decision['validation_files']} validation {decision['aggregate']}s "
+        f"({', '.join(decision['validation_sets'])}): validation sensitivity {decision['validation_sensitivity']}, "
+        f"specificity {decision['validation_specificity']}"
     )

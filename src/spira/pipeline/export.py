@@ -15,8 +15,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from spira.data.manifest import read_prepared_manifest
 from spira.data.validate import AUDIO_EXTENSIONS
+from spira.evaluation.thresholds import describe_decision, read_decision
 from spira.layout import PIPELINE, Layout
-from spira.pipeline.model import STAGE_OUTPUTS, evaluated_decision
+from spira.pipeline.model import STAGE_OUTPUTS
 from spira.serving.card import model_card
 from spira.serving.contract import CARD_FILE, MODEL_FILE, write_contract
 from spira.serving.export import build_contract, export_onnx
@@ -24,18 +25,6 @@ from spira.tracking import data_version, git_commit
 from spira.safety import staged_folder
 from spira.training.checkpoint import load_module
 from spira.training.train import checkpoint_path
-
-
-def decision_threshold(test_metrics_path: Path) -> tuple[float, str]:
-    """The per-file threshold the evaluation applied and how it was chosen."""
-    decision = evaluated_decision(test_metrics_path)
-    if decision.get("validation_sensitivity") is None:
-        return float(decision["threshold"]), f"fixed in the config (evaluate.threshold={decision['rule']}), not tuned on data"
-    return float(decision["threshold"]), (
-        f"chosen by the rule {decision['rule']} on {decision['validation_files']} validation {decision['aggregate']}s "
-        f"({', '.join(decision['validation_sets'])}): validation sensitivity {decision['validation_sensitivity']}, "
-        f"specificity {decision['validation_specificity']}"
-    )
 
 
 def accepted_input(data: DictConfig) -> dict[str, Any]:
@@ -72,7 +61,8 @@ def write_export(cfg: DictConfig, module: Any, out_dir: Path, test_metrics_path:
     hparams = module.hparams
     num_frames, num_features = int(hparams.net["num_frames"]), int(hparams.net["num_features"])
     sha256 = export_onnx(module.net, num_frames, num_features, out_dir / MODEL_FILE)
-    threshold, rule = decision_threshold(test_metrics_path)
+    decision = read_decision(test_metrics_path)
+    threshold, rule = float(decision["threshold"]), describe_decision(decision)
     features = OmegaConf.to_container(hparams.features, resolve=True) if isinstance(hparams.features, DictConfig) else dict(hparams.features)
     contract = build_contract(
         model_name=str(hparams.net["_target_"]).rsplit(".", 1)[-1],

@@ -15,13 +15,13 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from spira.evaluation.evaluate import TEST_SETS, predict_files
+from spira.evaluation.bootstrap import paired_auroc_difference
+from spira.evaluation.evaluate import TEST_SETS, point_metrics, score_split
+from spira.evaluation.thresholds import read_decision
 from spira.features.store import has_split
 from spira.layout import PIPELINE, Layout
-from spira.metrics import binary_metrics
-from spira.pipeline.model import evaluated_decision, write_json
-from spira.evaluation.bootstrap import paired_auroc_difference
-from spira.registry.promotion import decide, floor_rules, gate_markdown, non_inferiority_rule
+from spira.pipeline.model import STAGE_OUTPUTS, write_json
+from spira.registry.promotion import GateSettings, decide, floor_rules, gate_markdown, non_inferiority_rule
 from spira.registry.versions import RegistryError, current_prod, fetch_artifact
 from spira.safety import write_text_atomic
 from spira.tracking import data_version, git_commit
@@ -32,18 +32,25 @@ GATE_METRICS = Path("metrics/gate.json")
 GATE_REPORT = Path("reports/gate.md")
 
 
-def decision_threshold() -> float:
-    """The threshold both models are judged at: the one evaluate chose for the challenger
-    (metrics/test.json), so the gate judges the decision the model would ship with."""
-    return float(evaluated_decision()["threshold"])
+def gate_settings(cfg: DictConfig) -> GateSettings:
+    gate = cfg.gate
+    return GateSettings(
+        floors={str(name): float(limit) for name, limit in gate.floors.items()},
+        artifact=str(gate.artifact),
+        margin=float(gate.non_inferiority.margin),
+        confidence=float(gate.non_inferiority.confidence),
+        resamples=int(gate.bootstrap.resamples),
+        seed=int(gate.bootstrap.seed),
+    )
 
 
 def file_md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def score_model(checkpoint: Path, cfg: DictConfig, features_dir: Path, threshold: float, name: str) -> dict[str, tuple[dict, pd.DataFrame | None]]:
-    """Per-file metrics and predictions of one checkpoint on each test set."""
+def score_model(checkpoint: Path, cfg: DictConfig, features_dir: Path, decision: dict, name: str) -> dict[str, tuple[dict, pd.DataFrame | None]]:
+    """Metrics and predictions of one checkpoint on each test set, scored as evaluate scores them
+    (evaluation.evaluate.score_split: per file or per speaker, as the decision was made)."""
     module = load_module(checkpoint, list(cfg.checkpoint.allowed_targets))
     trained_on = dict(module.hparams["features"])
     # Every setting that shapes the windows.
@@ -58,9 +65,8 @@ def score_model(checkpoint: Path, cfg: DictConfig, features_dir: Path, threshold
             # No noise recordings, no noisy test set: its floor fails for want of a figure.
             scores[name] = ({"n_files": 0, "status": "not evaluated: no noise recordings"}, None)
             continue
-        predictions = predict_files(module, features_dir, split, int(cfg.evaluate.batch_size))
-        metrics = binary_metrics(predictions["actual"].to_numpy(), predictions["probability"].to_numpy(), threshold)
-        scores[name] = ({key: round(value, 6) if isinstance(value, float) else value for key, value in metrics.items()}, predictions)
+        units = score_split(module, features_dir, split, int(cfg.evaluate.batch_size), str(decision["aggregate"]))
+        scores[name] = (point_metrics(units, float(decision["threshold"])), units)
     return scores
 
 
@@ -68,12 +74,14 @@ def model_figures(scores: dict[str, tuple[dict, pd.DataFrame | None]]) -> dict[s
     return {name: metrics for name, (metrics, _) in scores.items()}
 
 
-def run_gate(cfg: DictConfig, repo: Path = Path("."), layout: Layout = PIPELINE) -> dict:
+def run_gate(cfg: DictConfig, repo: Path = Path("."), layout: Layout = PIPELINE, test_metrics: Path = STAGE_OUTPUTS.test_metrics) -> dict:
     """Decide whether this run's model may replace the one in `prod`; write the decision and its figures."""
-    gate = cfg.gate
-    threshold = decision_threshold()
+    gate = gate_settings(cfg)
+    # Both models are judged at the threshold evaluate chose for the challenger: the decision it would ship with.
+    decision = read_decision(test_metrics)
+    threshold = float(decision["threshold"])
     challenger_checkpoint = checkpoint_path(cfg.callbacks, layout.checkpoints)
-    challenger_scores = score_model(challenger_checkpoint, cfg, layout.features, threshold, "challenger")
+    challenger_scores = score_model(challenger_checkpoint, cfg, layout.features, decision, "challenger")
     challenger = {
         "checkpoint_md5": file_md5(challenger_checkpoint),
         "data_version": data_version(layout.prepared, repo / "dvc.lock"),
@@ -82,29 +90,30 @@ def run_gate(cfg: DictConfig, repo: Path = Path("."), layout: Layout = PIPELINE)
     }
     rules = floor_rules(challenger, gate.floors)
     champion, non_inferiority = None, None
-    version = current_prod(repo, str(gate.artifact))
+    version = current_prod(repo, gate.artifact)
     if version is not None:
         with tempfile.TemporaryDirectory() as folder:
-            champion_checkpoint = fetch_artifact(repo, str(gate.artifact), version.tag, Path(folder) / "champion.ckpt")
-            champion_scores = score_model(champion_checkpoint, cfg, layout.features, threshold, f"champion {version.tag}")
+            champion_checkpoint = fetch_artifact(repo, gate.artifact, version.tag, Path(folder) / "champion.ckpt")
+            champion_scores = score_model(champion_checkpoint, cfg, layout.features, decision, f"champion {version.tag}")
             champion_md5 = file_md5(champion_checkpoint)
         champion = {"version": version.version, "tag": version.tag, "commit": version.commit, "checkpoint_md5": champion_md5,
                     **model_figures(champion_scores)}  # fmt: skip
         ours, theirs = challenger_scores["test_clean"][1], champion_scores["test_clean"][1]
-        assert ours["file_id"].tolist() == theirs["file_id"].tolist(), "both models must be scored on the same files"
+        unit = "file_id" if "file_id" in ours else "speaker_id"
+        assert ours[unit].tolist() == theirs[unit].tolist(), "both models must be scored on the same files"
         difference = paired_auroc_difference(
             ours["actual"].to_numpy(), ours["probability"].to_numpy(), theirs["probability"].to_numpy(), ours["speaker_id"].to_numpy(),
-            resamples=int(gate.bootstrap.resamples), confidence=float(gate.non_inferiority.confidence), seed=int(gate.bootstrap.seed),
+            resamples=gate.resamples, confidence=gate.confidence, seed=gate.seed,
         )  # fmt: skip
-        non_inferiority = {**difference.as_dict(), "margin": float(gate.non_inferiority.margin)}
-        rules.append(non_inferiority_rule(difference.ci_low, float(gate.non_inferiority.margin), float(gate.non_inferiority.confidence)))
+        non_inferiority = {**difference.as_dict(), "margin": gate.margin}
+        rules.append(non_inferiority_rule(difference.ci_low, gate.margin, gate.confidence))
     result = {
         **decide(rules),
         "threshold": threshold,
         "challenger": challenger,
         "champion": champion,
         "non_inferiority": non_inferiority,
-        "config": OmegaConf.to_container(gate, resolve=True),
+        "config": OmegaConf.to_container(cfg.gate, resolve=True),
     }
     # Each whole or not at all: a killed gate leaves the previous decision, never half of one.
     write_json(repo / GATE_METRICS, result)

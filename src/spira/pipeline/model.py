@@ -130,21 +130,6 @@ def evaluate_model(cfg: DictConfig, outputs: RunOutputs = STAGE_OUTPUTS) -> dict
     return {"threshold": decision, **test_metrics}
 
 
-def evaluated_decision(test_metrics: Path = STAGE_OUTPUTS.test_metrics) -> dict:
-    """The decision rule evaluate applied (metrics/test.json "threshold": the threshold, its rule
-    and the validation figures that chose it), for the steps that judge or ship the model.
-
-    Export and gate take the threshold from here, so the model in service decides
-    exactly as it was evaluated; a temperature-calibrated evaluation is refused
-    until the exported contract carries the temperature."""
-    if not test_metrics.is_file():
-        raise FileNotFoundError(f"{test_metrics}: no evaluation yet; run `dvc repro evaluate` first")
-    decision = json.loads(test_metrics.read_text())["threshold"]
-    if decision.get("temperature") is not None:
-        raise ValueError("evaluate.calibration=temperature: export and the gate do not apply a temperature yet; use evaluate.calibration=none")
-    return decision
-
-
 def flatten_metrics(train_summary: dict, test_metrics: dict[str, dict]) -> dict:
     """One flat dict: the training summary plus `test_set/metric` keys."""
     return {**train_summary, **{f"{test_set}/{name}": value for test_set, values in test_metrics.items() for name, value in values.items()}}

@@ -19,6 +19,23 @@ FLOOR_METRICS = {
 
 
 @dataclass(frozen=True)
+class GateSettings:
+    """The `gate` config group as plain values."""
+
+    floors: dict[str, float]  # floor name (FLOOR_METRICS) -> the lowest figure that passes
+    artifact: str  # the registered model's name in dvc.yaml's `artifacts:`
+    margin: float  # non-inferiority: how much lower the challenger's AUROC may be
+    confidence: float  # of the paired bootstrap interval
+    resamples: int
+    seed: int
+
+    def __post_init__(self):
+        unknown = sorted(set(self.floors) - set(FLOOR_METRICS))
+        if unknown:
+            raise ValueError(f"gate.floors.{unknown[0]}: unknown floor; known: {', '.join(FLOOR_METRICS)}")
+
+
+@dataclass(frozen=True)
 class RuleResult:
     rule: str
     value: float | None
