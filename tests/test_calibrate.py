@@ -214,6 +214,6 @@ def test_cli_hides_the_path_of_a_missing_file(tmp_path, capsys, monkeypatch):
     missing.unlink()
     with pytest.raises(SystemExit) as exit_info:
         main(["calibrate-noise", "--params", str(params)])
-    message = str(exit_info.value.code) + capsys.readouterr().out
-    assert "missing or unreadable" in message
+    message = capsys.readouterr().err
+    assert exit_info.value.code == 1 and message.startswith("error: spira calibrate-noise: a prepared audio file of the patient files is missing or unreadable")
     assert missing.stem not in message and "spk" not in message
