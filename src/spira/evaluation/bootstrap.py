@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from spira.evaluation.thresholds import EvaluationError
+
 # The metrics that get an interval, as binary_metrics names them.
 INTERVAL_METRICS = ("auroc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "ppv", "npv", "f1")
 
@@ -143,7 +145,7 @@ def paired_auroc_difference(
     two models' file probabilities, the file's speaker)."""
     labels = np.asarray(labels).astype(np.int64)
     if len(set(labels.tolist())) < 2:
-        raise ValueError("the paired bootstrap needs patients and controls in the test set")
+        raise EvaluationError("the paired bootstrap needs patients and controls in the test set")
     codes, n_speakers = speaker_codes(speakers)
     patients = np.bincount(codes, weights=(labels == 1).astype(np.float64), minlength=n_speakers)
     controls = np.bincount(codes, weights=(labels == 0).astype(np.float64), minlength=n_speakers)
@@ -156,7 +158,7 @@ def paired_auroc_difference(
     resampled = difference(resample_weights(n_speakers, resamples, seed))
     resampled = resampled[~np.isnan(resampled)]
     if resampled.size == 0:
-        raise ValueError("no speaker resample held both classes: the test set is too small for a bootstrap")
+        raise EvaluationError("no speaker resample held both classes: the test set is too small for a bootstrap")
     alpha = (1 - confidence) / 2
     low, high = np.quantile(resampled, [alpha, 1 - alpha])
     return PairedDifference(

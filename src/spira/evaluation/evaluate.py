@@ -23,7 +23,7 @@ from spira.features.store import NOISY_TEST, has_split, load_split
 from spira.evaluation.bootstrap import INTERVAL_METRICS, speaker_bootstrap
 from spira.evaluation.calibration import apply_temperature, brier_score, expected_calibration_error, fit_temperature, reliability_table
 from spira.evaluation.subgroups import subgroup_metrics
-from spira.evaluation.thresholds import choose_threshold, parse_rule
+from spira.evaluation.thresholds import EvaluationError, choose_threshold, parse_rule
 from spira.metrics import aggregate_per_file, binary_metrics
 from spira.safety import atomic_file, staged_folder
 
@@ -59,9 +59,9 @@ class EvaluationSettings:
     def __post_init__(self):
         parse_rule(self.threshold)  # a bad rule fails before any prediction is made
         if self.aggregate not in AGGREGATES:
-            raise ValueError(f"evaluate.aggregate={self.aggregate}: expected one of {list(AGGREGATES)}")
+            raise EvaluationError(f"evaluate.aggregate={self.aggregate}: expected one of {list(AGGREGATES)}")
         if self.calibration not in CALIBRATIONS:
-            raise ValueError(f"evaluate.calibration={self.calibration}: expected one of {list(CALIBRATIONS)}")
+            raise EvaluationError(f"evaluate.calibration={self.calibration}: expected one of {list(CALIBRATIONS)}")
 
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def decision_units(predictions: pd.DataFrame, aggregate: str) -> pd.DataFrame:
         return predictions
     grouped = predictions.groupby("speaker_id", sort=True)
     if (grouped["actual"].nunique() > 1).any():
-        raise ValueError("evaluate.aggregate=speaker: a speaker has files of both classes; use evaluate.aggregate=file")
+        raise EvaluationError("evaluate.aggregate=speaker: a speaker has files of both classes; use evaluate.aggregate=file")
     return pd.DataFrame(
         {
             "speaker_id": grouped.size().index,

@@ -22,7 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from spira.errors import UserError
+
 RULES = ("youden", "sensitivity", "specificity")
+
+
+class EvaluationError(UserError, ValueError):
+    """Evaluation settings or data that cannot be evaluated, or a decision record export and the gate cannot use."""
 
 
 @dataclass(frozen=True)
@@ -53,11 +59,11 @@ def parse_rule(rule: str | float) -> tuple[str, float]:
         pass
     else:
         if not 0.0 <= value <= 1.0:
-            raise ValueError(f"evaluate.threshold={rule}: a fixed threshold must lie in [0, 1]")
+            raise EvaluationError(f"evaluate.threshold={rule}: a fixed threshold must lie in [0, 1]")
         return "fixed", value
     name, _, target = str(rule).partition(":")
     if name not in RULES or (name == "youden") != (target == ""):
-        raise ValueError(f"evaluate.threshold={rule}: expected a number, youden, sensitivity:<0-1> or specificity:<0-1>")
+        raise EvaluationError(f"evaluate.threshold={rule}: expected a number, youden, sensitivity:<0-1> or specificity:<0-1>")
     if name == "youden":
         return name, float("nan")
     try:
@@ -65,7 +71,7 @@ def parse_rule(rule: str | float) -> tuple[str, float]:
     except ValueError:
         value = -1.0
     if not 0.0 < value <= 1.0:
-        raise ValueError(f"evaluate.threshold={rule}: the target after '{name}:' must be a number in (0, 1]")
+        raise EvaluationError(f"evaluate.threshold={rule}: the target after '{name}:' must be a number in (0, 1]")
     return name, value
 
 
@@ -76,7 +82,7 @@ def choose_threshold(rule: str | float, labels: np.ndarray, scores: np.ndarray) 
         return ThresholdChoice(rule=str(rule), threshold=target)
     labels, scores = np.asarray(labels).astype(np.int64), np.asarray(scores, dtype=np.float64)
     if not (labels == 1).any() or not (labels == 0).any():
-        raise ValueError(f"evaluate.threshold={rule} needs validation files of both classes")
+        raise EvaluationError(f"evaluate.threshold={rule} needs validation files of both classes")
     distinct = np.unique(scores)
     candidates = np.concatenate([[distinct[0] - 1e-6], (distinct[1:] + distinct[:-1]) / 2, [distinct[-1] + 1e-6]])
     called = scores[None, :] >= candidates[:, None]
@@ -109,10 +115,10 @@ def read_decision(test_metrics: Path) -> dict:
     until the exported contract carries the temperature."""
     test_metrics = Path(test_metrics)
     if not test_metrics.is_file():
-        raise FileNotFoundError(f"{test_metrics}: no evaluation yet; run `dvc repro evaluate` first")
+        raise EvaluationError(f"{test_metrics}: no evaluation yet; run `dvc repro evaluate` first")
     decision = json.loads(test_metrics.read_text())["threshold"]
     if decision.get("temperature") is not None:
-        raise ValueError(f"{test_metrics}: evaluate.calibration=temperature: export and the gate do not apply a temperature yet; use evaluate.calibration=none")
+        raise EvaluationError(f"{test_metrics}: evaluate.calibration=temperature: export and the gate do not apply a temperature yet; use evaluate.calibration=none")
     return decision
 
 

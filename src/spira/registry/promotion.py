@@ -10,12 +10,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
+from spira.errors import UserError
+
 # Floor name in conf/gate -> (test set, metric) of the challenger it bounds.
 FLOOR_METRICS = {
     "test_auroc": ("test_clean", "auroc"),
     "test_sensitivity": ("test_clean", "sensitivity"),
     "noisy_test_auroc": ("test_noisy", "auroc"),
 }
+
+
+class GateRuleError(UserError, ValueError):
+    """A gate setting no rule knows."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,7 @@ class GateSettings:
     def __post_init__(self):
         unknown = sorted(set(self.floors) - set(FLOOR_METRICS))
         if unknown:
-            raise ValueError(f"gate.floors.{unknown[0]}: unknown floor; known: {', '.join(FLOOR_METRICS)}")
+            raise GateRuleError(f"gate.floors.{unknown[0]}: unknown floor; known: {', '.join(FLOOR_METRICS)}")
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,7 @@ def floor_rules(challenger: Mapping[str, Mapping[str, float]], floors: Mapping[s
     results = []
     for name, limit in floors.items():
         if name not in FLOOR_METRICS:
-            raise ValueError(f"gate.floors.{name}: unknown floor; known: {', '.join(FLOOR_METRICS)}")
+            raise GateRuleError(f"gate.floors.{name}: unknown floor; known: {', '.join(FLOOR_METRICS)}")
         test_set, metric = FLOOR_METRICS[name]
         value = challenger[test_set].get(metric)
         passed = value is not None and value == value and value >= float(limit)
