@@ -138,7 +138,7 @@ def test_the_spira_command_without_the_training_packages(registry_repo: Path, sm
     assert "v2.0.0   prod" in spira_without_training_packages(registry_repo, "models").stdout
     refused = spira_without_training_packages(registry_repo, "promote")
     assert refused.returncode == 1
-    assert refused.stderr.strip() == ("spira promote: needs the train dependencies (omegaconf is not installed): "
+    assert refused.stderr.strip() == ("error: spira promote: needs the train dependencies (omegaconf is not installed): "
                                       "`make install` installs everything, `pip install '.[train]'` these")  # fmt: skip
 
 
