@@ -65,6 +65,16 @@ def test_a_subcommand_ends_a_user_error_with_one_line_and_its_status(tmp_path: P
     assert not (tmp_path / "composed.yaml").exists()
 
 
+def test_an_override_hydra_cannot_apply_is_a_usage_error_in_one_line(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["params", "data.no_such_key=1", "--output", "composed.yaml"])
+    assert exit_info.value.code == EXIT_USAGE
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: spira params: Could not override 'data.no_such_key'."), lines
+    assert not (tmp_path / "composed.yaml").exists()
+
+
 def test_a_usage_error_is_status_2(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["predict"])

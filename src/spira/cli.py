@@ -30,7 +30,7 @@ from pathlib import Path
 
 from spira.augment.calibrate import LABELS
 from spira.data import SPLITS
-from spira.errors import EXIT_USAGE, UserError, exit_on_user_error
+from spira.errors import EXIT_USAGE, UsageError, UserError, exit_on_user_error
 from spira.serving.limits import MIB, SCORING_THREADS, ServeLimits
 
 PARAMS_HELP = "composed parameters (default: params.yaml)"
@@ -41,10 +41,17 @@ NEEDS_EXTRA = {"params": "train", "calibrate-noise": "train", "promote": "train"
 
 
 def params_command(args: argparse.Namespace) -> None:
+    from hydra.errors import ConfigCompositionException
+
     from spira.config import compose_config, compose_params
     from spira.layout import check_params
 
-    check_params(compose_config(args.overrides))
+    # An override Hydra cannot apply is a usage error: its message, not its traceback.
+    try:
+        composed = compose_config(args.overrides)
+    except ConfigCompositionException as error:
+        raise UsageError(str(error)) from None
+    check_params(composed)
     compose_params(Path(args.output), args.overrides)
     print(f"{args.output} composed from conf/" + (f" with {' '.join(args.overrides)}" if args.overrides else ""))
 

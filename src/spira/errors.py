@@ -7,7 +7,7 @@ the file system refuses to take (full disk, file-size limit, read-only folder)
 end the command with one line, `error: <message>`, and an exit status:
 
 - 1 (`EXIT_REFUSED`): the input was refused or a step failed on it (the default);
-- 2 (`EXIT_USAGE`): the command line itself (argparse's own status), and for
+- 2 (`EXIT_USAGE`): the command line itself (argparse's own status, a `UsageError`), and for
   `spira predict`/`spira serve` a model that cannot be loaded (nothing scored).
 
 Anything else is a bug and keeps its traceback.
@@ -31,6 +31,10 @@ WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT})
 
 class UserError(Exception):
     """An error the user can fix; its message is one line naming the file or setting and the problem."""
+
+
+class UsageError(UserError):
+    """A command line that cannot be run as written (an override Hydra cannot apply): EXIT_USAGE."""
 
 
 def byte_size(count: int) -> str:
@@ -66,6 +70,8 @@ def exit_on_user_error(prefix: str = "", status: int = EXIT_REFUSED, also: tuple
     write to `error: <prefix><message>` on stderr and exit `status`; anything else propagates."""
     try:
         yield
+    except UsageError as error:
+        fail(f"{prefix}{error}", EXIT_USAGE)
     except UserError as error:
         fail(f"{prefix}{error}", status)
     except also as error:
