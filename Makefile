@@ -10,7 +10,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Nothing leaves the machine unless the user opts in.
 export WANDB_MODE ?= offline
 
-.PHONY: install lock params repro exp-show ct verify test clean
+.PHONY: install lock params repro exp-show ct verify test test-fast clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,11 @@ verify: install
 TEST_WORKERS ?= 2
 test: install
 	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --dist worksteal
+
+# Unit and component tests: everything but the tests marked `slow` (those that run
+# the pipeline or train a model; tests/tier_guard.py keeps the marking honest).
+test-fast: install
+	$(BIN)/python -m pytest --numprocesses $(TEST_WORKERS) --dist worksteal -m "not slow"
 
 clean:
 	rm -rf $(VENV) logs

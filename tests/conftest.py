@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from spira.config import compose_params
+# The tier rule: unmarked tests may not run the pipeline or train (tests/tier_guard.py).
+from tier_guard import pytest_collection_modifyitems, pytest_runtest_call, pytest_runtest_setup  # noqa: F401
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # What a clone needs to run the pipeline (everything else is generated).

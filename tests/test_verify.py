@@ -8,6 +8,8 @@ import platform
 import shutil
 from pathlib import Path
 
+import pytest
+
 from conftest import PipelineRun, run
 
 from spira.pipeline.verify import compare_file, read_metrics
@@ -62,6 +64,7 @@ def test_machine_record_names_no_host():
     assert platform.node() not in json.dumps(record)
 
 
+@pytest.mark.slow
 def test_tolerance_mode_on_real_metrics_flags_only_what_moved_beyond_it(smoke_pipeline: PipelineRun):
     committed = read_metrics(smoke_pipeline.repo, ["metrics/test.json"])["metrics/test.json"]
     rerun = dict(committed)
@@ -74,6 +77,7 @@ def test_tolerance_mode_on_real_metrics_flags_only_what_moved_beyond_it(smoke_pi
     assert len(exact.differences) == 2
 
 
+@pytest.mark.slow
 def test_verify_reruns_the_committed_pipeline_and_finds_every_metric_identical(smoke_pipeline: PipelineRun, tmp_path: Path):
     """The smoke pipeline's results, committed, then `spira verify`: a rerun of every stage from
     scratch on this machine gives every metric exactly (the machine record matches), and the
