@@ -14,6 +14,10 @@ import pytest
 from spira.config import compose_params
 # The tier rule: unmarked tests may not run the pipeline or train (tests/tier_guard.py).
 from tier_guard import pytest_collection_modifyitems, pytest_runtest_call, pytest_runtest_setup  # noqa: F401
+from tier_guard import refuse_unmarked
+
+# pytester: tests/test_suite_hygiene.py runs planted offenders in a pytest of their own.
+pytest_plugins = ["pytester"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # What a clone needs to run the pipeline (everything else is generated).
@@ -50,6 +54,7 @@ def make_pipeline_repo(destination: Path, experiment: str = SMOKE_EXPERIMENT) ->
     The experiment is made the default in the copy's conf/config.yaml, so
     `dvc exp run -S ...` there recomposes on top of it, as in a user's repo.
     """
+    refuse_unmarked("builds a pipeline repository (make_pipeline_repo)")
     destination.mkdir(parents=True, exist_ok=True)
     for name in PIPELINE_FILES:
         source = REPO_ROOT / name
