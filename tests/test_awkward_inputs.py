@@ -151,6 +151,7 @@ def run_prepare(params: Path, prefix: list[str] = (), file_size_limit: int | Non
     return subprocess.run(command, cwd=params.parent, env=ENV, capture_output=True, text=True, timeout=300, preexec_fn=limit)
 
 
+@pytest.mark.slow
 def test_every_awkward_input_is_quarantined_with_its_reason_and_every_row_accounted_for(tmp_path):
     prefix = without_permission_override()
     expected = write_awkward_corpus(tmp_path)

@@ -130,6 +130,7 @@ def test_train_does_not_depend_on_the_decision_threshold():
     assert not any(key.startswith("evaluate") for key in PIPELINE["train"]["params"])
 
 
+@pytest.mark.slow
 def test_a_stage_reading_a_key_it_does_not_declare_fails(tiny_repo: Path):
     pipeline = tiny_repo / "dvc.yaml"
     declared = "    params:\n      - demo_cohort\n"

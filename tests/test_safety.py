@@ -58,6 +58,7 @@ def test_prepare_refuses_an_output_folder_holding_the_recordings(tmp_path, monke
     assert (root / "audio" / "rec_0001.wav").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["prepare", "featurize", "train"])
 def test_a_stage_refuses_recordings_inside_a_pipeline_folder_in_one_line(tiny_repo: Path, stage: str):
     root = recordings(tiny_repo / "data" / "prepared")

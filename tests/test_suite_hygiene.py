@@ -89,8 +89,14 @@ def test_fit_marked():
     L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False).fit(
         Tiny(), torch.utils.data.DataLoader(torch.ones(2, 1)))
 
+def test_bash_script_unmarked():
+    subprocess.run(["bash", "-c", "set -e; dvc queue start -j 1"], check=True)
+
 def test_plain_unmarked():
     subprocess.run(["dvc", "status"], check=True)
+
+def test_python_program_naming_the_pipeline_unmarked():
+    subprocess.run([sys.executable, "-c", "print('dvc repro; python -m spira.stages.prepare')"], check=True)
 """
 
 
@@ -116,12 +122,15 @@ def test_the_tier_guard_fails_each_planted_offender_and_passes_marked_and_plain_
         "test_pipeline_repo_unmarked": "FAILED",
         "test_repro_marked": "PASSED",
         "test_fit_marked": "PASSED",
+        "test_bash_script_unmarked": "FAILED",
         "test_plain_unmarked": "PASSED",
+        "test_python_program_naming_the_pipeline_unmarked": "PASSED",
     }
     output = result.stdout.str()
     assert "test_repro_unmarked runs the pipeline (`dvc repro`) without @pytest.mark.slow" in output
     assert "test_exp_run_in_a_shell_unmarked runs the pipeline (`true dvc exp run -S model.dropout=0.5`)" in output
     assert "test_repro_caught_unmarked runs the pipeline (`dvc repro`)" in output
+    assert "test_bash_script_unmarked runs the pipeline (`bash -c set -e dvc queue start -j 1`)" in output
     assert "test_stage_unmarked runs a stage or trains (`" in output
     assert "test_fit_unmarked trains a model (Trainer.fit) without @pytest.mark.slow" in output
     assert "test_pipeline_repo_unmarked builds a pipeline repository (make_pipeline_repo) without @pytest.mark.slow" in output

@@ -40,13 +40,23 @@ class UnmarkedPipelineRun(Exception):
     """An unmarked test ran the pipeline or trained."""
 
 
+SHELLS = frozenset({"bash", "sh"})
+
+
+def shell_words(script: str) -> list[str]:
+    return script.replace(";", " ").replace("&&", " ").split()
+
+
 def command_words(args) -> list[str]:
-    """The words of a command line; `bash -c "...; dvc repro"` and the like are split too."""
+    """The words of a command line: a string (shell=True) and the script of `bash -c` are split
+    into words; other arguments (a `python -c` program among them) stay whole."""
     if isinstance(args, (str, bytes, Path)):
-        words = [args.decode() if isinstance(args, bytes) else str(args)]
-    else:
-        words = [word.decode() if isinstance(word, bytes) else str(word) for word in args]
-    return [piece for word in words for piece in word.replace(";", " ").replace("&&", " ").split()]
+        return shell_words(args.decode() if isinstance(args, bytes) else str(args))
+    words = [word.decode() if isinstance(word, bytes) else str(word) for word in args]
+    if words and Path(words[0]).name in SHELLS and "-c" in words[:-1]:
+        script = words.index("-c") + 1
+        return [*words[:script], *shell_words(words[script]), *words[script + 1 :]]
+    return words
 
 
 def pipeline_command(args) -> str | None:
