@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from conftest import REPO_ROOT
 from spira.config import CONFIG_DIR, compose_config
 from spira.sweeps import SweepSummary, summarize_sweep
-from spira.tracking import data_version
+from spira.tracking import data_version, instantiate_loggers
 from spira.pipeline.model import run_outputs
 from spira.train import require_features, run_config
 
@@ -59,12 +59,22 @@ def test_params_yaml_has_no_hydra_node():
     assert "hydra" not in params and "hparams_search" not in params
 
 
-def test_loggers_compose_as_a_list():
-    cfg = compose_config(["logger=[csv,dvclive,wandb]"])
-    assert list(cfg.logger) == ["csv", "dvclive", "wandb"]
-    # DVCLive must neither rewrite the pipeline's dvc.yaml nor create experiments itself.
-    assert cfg.logger.dvclive.dvcyaml == "dvclive/dvc.yaml" and cfg.logger.dvclive.save_dvc_exp is False
-    assert cfg.logger.wandb.log_model is False
+def test_the_loggers_of_a_list_leave_the_pipeline_dvc_yaml_alone_and_upload_no_model(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    loggers = instantiate_loggers(compose_config(["logger=[csv,dvclive,wandb]"]))
+    assert [type(logger).__name__ for logger in loggers] == ["CSVLogger", "DVCLiveLogger", "WandbLogger"]
+    # DVCLive writes its own dvclive/dvc.yaml, never the pipeline's.
+    live = loggers[1].experiment
+    live.log_metric("val/file_auroc", 0.5)
+    live.next_step()
+    live.end()
+    assert (tmp_path / "dvc.yaml").read_text() == "stages: {}\n"
+    assert "plots/metrics" in (tmp_path / "dvclive" / "dvc.yaml").read_text()
+    assert (tmp_path / "dvclive" / "plots" / "metrics" / "val" / "file_auroc.tsv").is_file()
+    # W&B uploads no checkpoint (Lightning's WandbLogger keeps the setting as _log_model).
+    assert loggers[2]._log_model is False
 
 
 def test_the_ddp_cpu_trainer_is_a_two_process_ddp_trainer_on_cpu(tmp_path: Path):

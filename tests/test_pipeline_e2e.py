@@ -131,10 +131,12 @@ def test_dvc_repro_end_to_end(smoke_pipeline: PipelineRun):
                          if key.startswith("ModelCheckpoint") and "'val/file_loss'" in key)
     assert float(best_callback["best_model_score"]) == pytest.approx(train_metrics["val/file_loss"], abs=1e-5)
 
-    # Nothing changed: nothing re-runs.
+    # Nothing changed: nothing re-runs, dvc.lock is untouched and DVC sees every stage up to date.
+    lock = (tiny_repo / "dvc.lock").read_bytes()
     second = run(["dvc", "repro"], tiny_repo)
     assert _ran(second.stdout) == set()
-    assert "didn't change" in second.stdout or "up to date" in second.stdout
+    assert (tiny_repo / "dvc.lock").read_bytes() == lock
+    assert json.loads(run(["dvc", "status", "--json"], tiny_repo).stdout) == {}
 
     # dvc exp show lists the test metrics.
     shown = json.loads(run(["dvc", "exp", "show", "--json"], tiny_repo).stdout)

@@ -13,7 +13,6 @@ TESTS = Path(__file__).resolve().parent
 
 def test_every_test_has_a_default_timeout(pytestconfig):
     assert 600 <= float(pytestconfig.getini("timeout")) <= 900
-    assert pytestconfig.getoption("timeout") is None or float(pytestconfig.getoption("timeout")) > 0
 
 
 # Planted offenders, run in a pytest of their own with the suite's tier guard. `dvc` there is a
