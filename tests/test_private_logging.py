@@ -8,7 +8,7 @@ import pytest
 
 from spira.config import compose_config
 from spira.data.prepare import prepare_dataset
-from spira.data.privacy import MissingSaltError
+from spira.data.privacy import MissingSaltError, resolve_salt
 from spira.tracking import private_config
 from conftest import run
 from test_experiments import wandb_run_contents
@@ -70,5 +70,8 @@ def test_real_data_without_a_salt_from_the_environment_is_refused_before_anythin
     with pytest.raises(MissingSaltError, match=r"export SPIRA_SALT=.*\n.*-S data.public_dataset=true"):
         prepare_dataset(data, tmp_path / "prepared", tmp_path / "quarantine")
     assert not (tmp_path / "prepared").exists()
-    assert compose_config(["data=spira"]).data.public_dataset is False
-    assert compose_config().data.public_dataset is True  # the synthetic demo cohort
+    # The SPIRA layout is a real cohort: refused the same way; the synthetic demo cohort runs on the config's salt.
+    with pytest.raises(MissingSaltError, match="data=spira"):
+        resolve_salt(compose_config(["data=spira"]).data)
+    demo = compose_config().data
+    assert resolve_salt(demo)[0] == demo.speaker_id_salt
