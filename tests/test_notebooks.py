@@ -39,7 +39,6 @@ def test_notebooks_are_committed_without_outputs(path: Path):
             assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: strip outputs before committing"
 
 
-@pytest.mark.slow
 def test_explore_data_notebook_runs_on_a_generated_tiny_cohort():
     notebook = execute_notebook("explore_data.ipynb")
     images = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs if "image/png" in output.get("data", {})]

@@ -32,7 +32,6 @@ from spira.serving.predict import load_predictor
 from spira.training.module import SpiraLitModule
 from test_feature_parity import MAX_ABS_DIFFERENCE
 
-pytestmark = pytest.mark.slow
 EXPORT = "models/export"
 
 
@@ -66,6 +65,7 @@ def bad_files(folder: Path) -> dict[str, Path]:
     }
 
 
+@pytest.mark.slow
 def test_export_writes_contract_onnx_and_card(exported_repo: Path):
     export = exported_repo / EXPORT
     contract = json.loads((export / "model.json").read_text())
@@ -105,6 +105,7 @@ def test_export_writes_contract_onnx_and_card(exported_repo: Path):
     assert f"Threshold {test_metrics['threshold']['threshold']:g} (chosen by the rule {params.evaluate.threshold} on" in card
 
 
+@pytest.mark.slow
 def test_onnx_matches_the_checkpoint_on_the_test_windows(exported_repo: Path):
     module = SpiraLitModule.load_from_checkpoint(str(exported_repo / "models/checkpoints/best.ckpt"), map_location="cpu")
     predictor = load_predictor(exported_repo / EXPORT)
@@ -118,6 +119,7 @@ def test_onnx_matches_the_checkpoint_on_the_test_windows(exported_repo: Path):
         assert got.std() > 1e-4  # a trained model, not a constant
 
 
+@pytest.mark.slow
 def test_predict_features_match_featurize(exported_repo: Path):
     """Serving and training cut and featurize a recording identically (from the original file)."""
     predictor = load_predictor(exported_repo / EXPORT)
@@ -134,6 +136,7 @@ def test_predict_features_match_featurize(exported_repo: Path):
     assert len(files) == index["file_id"].nunique()
 
 
+@pytest.mark.slow
 def test_spira_predict_reproduces_evaluate_and_reports_bad_files(exported_repo: Path, tmp_path: Path):
     files = raw_test_files(exported_repo)
     bad = bad_files(tmp_path / "bad")
@@ -168,6 +171,7 @@ def test_spira_predict_reproduces_evaluate_and_reports_bad_files(exported_repo: 
     assert none.returncode == 2
     assert [json.loads(line)["reason"] for line in none.stdout.splitlines()] == ["not_audio", "silent_audio"]
 
+@pytest.mark.slow
 def test_prediction_needs_neither_torch_nor_the_checkpoint(exported_repo: Path, tmp_path: Path):
     """A copy of the export folder alone scores a file (48 kHz or 44.1 kHz: resampled), and the whole
     serving path (`spira predict`, `spira serve`, `spira models`) imports no training package."""
@@ -205,6 +209,7 @@ def first_answer(server: subprocess.Popen, url: str) -> httpx.Response:
     raise AssertionError(f"spira serve did not answer {url} within 60 s")
 
 
+@pytest.mark.slow
 def test_spira_serve_over_http(exported_repo: Path, tmp_path: Path):
     files = raw_test_files(exported_repo)
     first = next(iter(files.values()))

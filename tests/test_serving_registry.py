@@ -22,7 +22,6 @@ from spira.registry.versions import RegistryError, assign_prod, register_and_ass
 from test_lock import dependency_closure
 from test_serving import EXPORT, first_answer, free_port, raw_test_files
 
-pytestmark = pytest.mark.slow
 MODEL = "spira-model"
 TRAINING_PACKAGES = {"torch", "torchaudio", "lightning", "pytorch-lightning", "hydra-core", "omegaconf", "dvc", "gto", "scipy", "pandas"}
 TRAINING_MODULES = ("torch", "torchaudio", "lightning", "pytorch_lightning", "hydra", "omegaconf", "dvc", "gto", "scipy", "pandas")
@@ -61,6 +60,7 @@ def registry_repo(smoke_pipeline: PipelineRun, tmp_path_factory) -> Path:
     return repo
 
 
+@pytest.mark.slow
 def test_prod_and_versions_resolve_to_their_exports(registry_repo: Path, smoke_pipeline: PipelineRun, tmp_path: Path):
     original = json.loads((smoke_pipeline.repo / EXPORT / "model.json").read_text())["decision"]["threshold"]
     assert original > 0
@@ -86,6 +86,7 @@ def test_prod_and_versions_resolve_to_their_exports(registry_repo: Path, smoke_p
         assign_prod(registry_repo, MODEL, "v2.0.0", "back to v2.0.0")
 
 
+@pytest.mark.slow
 def test_unknown_versions_and_exports_missing_from_the_cache_say_what_fetches_them(registry_repo: Path, tmp_path: Path):
     with pytest.raises(RegistryError, match=r"v9.0.0: no such version of spira-model .*registered: v1.0.0, v2.0.0.*git fetch --tags"):
         resolve_model("v9.0.0", registry_repo)
@@ -109,6 +110,7 @@ def test_unknown_versions_and_exports_missing_from_the_cache_say_what_fetches_th
     assert served.returncode == 2 and f"spira serve: no version of {MODEL} is in prod" in served.stderr
 
 
+@pytest.mark.slow
 def test_spira_serve_a_registered_version(registry_repo: Path):
     port = free_port()
     env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
@@ -129,6 +131,7 @@ def spira_without_training_packages(repo: Path, *args: str) -> subprocess.Comple
     return run([sys.executable, "-c", script], repo, check=False)
 
 
+@pytest.mark.slow
 def test_the_spira_command_without_the_training_packages(registry_repo: Path, smoke_pipeline: PipelineRun):
     """As in the serving install: predict and models work, a training subcommand says what to install."""
     audio = str(next(iter(raw_test_files(smoke_pipeline.repo).values())))
