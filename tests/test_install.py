@@ -70,3 +70,13 @@ def test_outside_a_project_params_fails_in_one_line_and_help_works(installed, tm
     assert not (outside / "p.yaml").exists()
     helped = run_in(installed, outside, "-m", "spira.cli", "--help")
     assert helped.returncode == 0 and "params" in helped.stdout
+
+
+def test_a_stage_runs_from_the_installed_package(installed, tmp_path):
+    project = make_project(tmp_path / "project")
+    composed = run_in(installed, project, "-m", "spira.cli", "params", "experiment=smoke")
+    assert composed.returncode == 0, composed.stderr
+    generated = run_in(installed, project, "-m", "spira.stages.generate_demo")
+    assert generated.returncode == 0, generated.stderr
+    assert "'speakers': 16" in generated.stdout + generated.stderr
+    assert len(list((project / "data" / "demo" / "audio").glob("*.wav"))) == 24
