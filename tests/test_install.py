@@ -30,7 +30,8 @@ def installed(tmp_path_factory) -> Path:
     site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], check=True, capture_output=True, text=True).stdout.strip())
     # A .pth line adds the running venv's packages but not its editable spira (that needs its own .pth processed).
     (site / "running_venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)], check=True)
+    # `pip --python` installs as the scratch interpreter would, so the `spira` script runs the scratch venv.
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", str(wheel)], check=True)
     return venv
 
 
@@ -70,6 +71,8 @@ def test_outside_a_project_params_fails_in_one_line_and_help_works(installed, tm
     assert not (outside / "p.yaml").exists()
     helped = run_in(installed, outside, "-m", "spira.cli", "--help")
     assert helped.returncode == 0 and "params" in helped.stdout
+    script = subprocess.run([str(installed / "bin" / "spira"), "--help"], cwd=outside, env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True)
+    assert script.returncode == 0 and "params" in script.stdout, script.stderr
 
 
 def test_a_stage_runs_from_the_installed_package(installed, tmp_path):
