@@ -31,3 +31,38 @@ def test_no_run_dependent_interpolations_in_conf():
         text = path.read_text()
         for forbidden in ("${hydra:", "${now:", "${oc.env:"):
             assert forbidden not in text, f"{path}: {forbidden}"
+
+
+def test_the_project_is_found_at_or_above_the_working_directory(tmp_path, monkeypatch):
+    from spira.config import find_project, project_config_dir
+
+    monkeypatch.delenv("SPIRA_PROJECT", raising=False)
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    deeper = tmp_path / "a" / "b"
+    deeper.mkdir(parents=True)
+    assert find_project(deeper) == tmp_path.resolve()
+    assert project_config_dir(tmp_path) == tmp_path.resolve() / "conf"
+
+
+def test_no_project_is_one_line_naming_where_it_looked(tmp_path, monkeypatch):
+    from spira.config import NoProjectError, find_project
+
+    monkeypatch.delenv("SPIRA_PROJECT", raising=False)
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")  # dvc.yaml without conf/ is not a project
+    with pytest.raises(NoProjectError, match=r"no SPIRA project \(dvc.yaml and conf/\) at or above .*; run inside a project or set SPIRA_PROJECT") as refused:
+        find_project(tmp_path)
+    assert str(tmp_path.resolve()) in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_spira_project_overrides_the_working_directory(tmp_path, monkeypatch):
+    from spira.config import NoProjectError, find_project
+
+    project = tmp_path / "elsewhere"
+    (project / "conf").mkdir(parents=True)
+    (project / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.setenv("SPIRA_PROJECT", str(project))
+    assert find_project(tmp_path) == project.resolve()
+    monkeypatch.setenv("SPIRA_PROJECT", str(tmp_path))
+    with pytest.raises(NoProjectError, match="SPIRA_PROJECT="):
+        find_project(tmp_path)

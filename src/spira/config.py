@@ -8,19 +8,55 @@ same way `dvc exp run` does (DVC's own compose-and-dump), so `make params`,
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFIG_DIR = REPO_ROOT / "conf"
+from spira.errors import UserError
+
 CONFIG_NAME = "config"
+PROJECT_ENV = "SPIRA_PROJECT"
 
 
-def compose_config(overrides: list[str] | None = None, config_dir: Path = CONFIG_DIR) -> DictConfig:
+class NoProjectError(UserError):
+    """No SPIRA project (dvc.yaml and conf/) where a command needs one."""
+
+
+def is_project(folder: Path) -> bool:
+    return (folder / "dvc.yaml").is_file() and (folder / "conf").is_dir()
+
+
+def find_project(start: Path | None = None) -> Path:
+    """The project root: $SPIRA_PROJECT if set, else the nearest folder at or above
+    `start` (the working directory) holding dvc.yaml and conf/. Works the same for an
+    editable and an installed package, since the configs belong to the project."""
+    pinned = os.environ.get(PROJECT_ENV)
+    if pinned:
+        root = Path(pinned).resolve()
+        if not is_project(root):
+            raise NoProjectError(f"{PROJECT_ENV}={root}: no SPIRA project (dvc.yaml and conf/) there")
+        return root
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if is_project(folder):
+            return folder
+    raise NoProjectError(
+        f"no SPIRA project (dvc.yaml and conf/) at or above {start}; run inside a project or set {PROJECT_ENV}"
+    )
+
+
+def project_config_dir(start: Path | None = None) -> Path:
+    """`<project>/conf`, the configuration every command composes."""
+    return find_project(start) / "conf"
+
+
+def compose_config(overrides: list[str] | None = None, config_dir: Path | None = None) -> DictConfig:
     """Compose conf/ with Hydra overrides and resolve every interpolation."""
     from hydra import compose, initialize_config_dir
+
+    config_dir = config_dir or project_config_dir()
 
     with initialize_config_dir(config_dir=str(config_dir), version_base=None):
         cfg = compose(config_name=CONFIG_NAME, overrides=overrides or [])
@@ -28,8 +64,9 @@ def compose_config(overrides: list[str] | None = None, config_dir: Path = CONFIG
     return cfg
 
 
-def compose_params(output: Path, overrides: list[str] | None = None, config_dir: Path = CONFIG_DIR) -> None:
+def compose_params(output: Path, overrides: list[str] | None = None, config_dir: Path | None = None) -> None:
     """Write params.yaml exactly as `dvc exp run` would with hydra.enabled."""
+    config_dir = config_dir or project_config_dir()
     from dvc.utils.hydra import compose_and_dump
 
     compose_and_dump(output, str(config_dir), None, CONFIG_NAME, str(config_dir.parent), overrides or [])
@@ -72,3 +109,13 @@ def restrict_params(cfg: DictConfig, keys: list[str]) -> DictConfig:
     OmegaConf.set_struct(view, True)
     OmegaConf.set_readonly(view, True)
     return view
+
+
+def hydra_config_path() -> str | None:
+    """The Hydra entry's config_path: the project's conf/ as an absolute path, found
+    from the working directory; None outside a project so importing the entry never
+    fails (Hydra then asks for --config-dir)."""
+    try:
+        return str(project_config_dir())
+    except NoProjectError:
+        return None

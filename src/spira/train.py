@@ -26,6 +26,7 @@ from hydra.types import RunMode
 from hydra.utils import get_original_cwd, to_absolute_path
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from spira.config import hydra_config_path
 from spira.features.store import FEATURES_FILE
 from spira.layout import PIPELINE
 from spira.pipeline.model import run_outputs, train_and_evaluate
@@ -79,7 +80,7 @@ def objective(metrics: dict, metric: str) -> float:
     return float(metrics[metric])
 
 
-@hydra.main(config_path="../../conf", config_name="config", version_base=None)
+@hydra.main(config_path=hydra_config_path(), config_name="config", version_base=None)
 def main(cfg: DictConfig) -> float | None:
     use_offline_wandb_by_default()
     hydra_cfg = HydraConfig.get()
