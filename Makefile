@@ -48,6 +48,13 @@ repro: params
 exp-show: install
 	$(BIN)/dvc exp show --no-pager --md --drop '.*' --keep '$(EXP_SHOW_COLUMNS)'
 
+# Rewrite the run figures quoted in README.md and docs/ (the generated blocks) from
+# metrics/, eval/, reports/machine.json and benchmarks/results/; `make docs` leaves git
+# clean when they are current. `python scripts/make_docs.py --check` only compares.
+.PHONY: docs
+docs: install
+	$(BIN)/python scripts/make_docs.py
+
 # The continuous-training loop (README "Continuous training"): compose params,
 # re-run what changed (the gate judges the new model against prod), commit the
 # run's record, promote when the gate passed, push data and models to the DVC remote.
