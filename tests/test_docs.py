@@ -155,3 +155,12 @@ def test_every_relative_link_resolves():
 
 def test_readme_is_short():
     assert len((ROOT / "README.md").read_text().splitlines()) <= 260
+
+
+def test_a_benchmark_writes_what_it_prints_for_make_docs(tmp_path: Path):
+    output = tmp_path / "install_size.json"
+    printed = subprocess.run([sys.executable, "benchmarks/install_size.py", "--output", str(output)], cwd=ROOT, capture_output=True, text=True, check=True)
+    recorded = json.loads(output.read_text())
+    assert recorded["lines"] == printed.stdout.splitlines() and recorded["lines"][0].startswith("spira[serve]: ")
+    assert recorded["benchmark"] == "install_size" and recorded["command"] == f"python benchmarks/install_size.py --output {output}"
+    assert recorded["machine"]["cpus"] >= 1 and "node" not in recorded["machine"]
