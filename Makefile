@@ -48,7 +48,14 @@ repro: params
 exp-show: install
 	$(BIN)/dvc exp show --no-pager --md --drop '.*' --keep '$(EXP_SHOW_COLUMNS)'
 
-# The continuous-training loop (README "Continuous training"): compose params,
+# Rewrite the run figures quoted in README.md and docs/ (the generated blocks) from
+# metrics/, eval/, reports/machine.json and benchmarks/results/; `make docs` leaves git
+# clean when they are current. `python scripts/make_docs.py --check` only compares.
+.PHONY: docs
+docs: install
+	$(BIN)/python scripts/make_docs.py
+
+# The continuous-training loop (docs/continuous-training.md): compose params,
 # re-run what changed (the gate judges the new model against prod), commit the
 # run's record, promote when the gate passed, push data and models to the DVC remote.
 CT_RECORD := params.yaml dvc.lock metrics reports eval/plots
@@ -62,7 +69,7 @@ ct: params
 
 # Rerun the committed pipeline from scratch in a scratch clone and compare every
 # metric with the committed one: identical on the machine that made them, within
-# a tolerance elsewhere (README "Reliability").
+# a tolerance elsewhere (docs/reliability.md).
 verify: install
 	$(BIN)/spira verify
 

@@ -45,6 +45,7 @@ from spira.features.windows import cut_windows, window_spec
 from spira.features.store import load_split
 from spira.training.data import AugmentedWaveformWindows
 from spira.training.train import build_module
+from results_file import default_output, recorded
 
 SPIRA_FILES_PER_BATCH = 5
 
@@ -178,22 +179,24 @@ def main() -> None:
     parser.add_argument("--prepared", type=Path, default=Path("data/prepared"))
     parser.add_argument("--features", type=Path, default=Path("data/features"))
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. trainer=gpu train.batch_size=64")
+    parser.add_argument("--output", type=Path, default=default_output("bench_epoch"), help="also write the printed figures here, for `make docs` (default: %(default)s)")
     args = parser.parse_args()
-    cfg = compose_config(["augment=spira_noise", *args.overrides])
-    device = torch.device("cuda" if cfg.trainer.accelerator == "gpu" else "cpu")
-    if device.type == "cpu":
-        torch.set_num_threads(1)  # per process: DataLoader workers and DDP ranks each run one
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    print(f"machine: {name}, {os.cpu_count()} CPUs, torch {torch.__version__}, threads {torch.get_num_threads()}, workers {args.workers}")
-    print(f"model {cfg.model._target_.rsplit('.', 1)[-1]}, batch: {cfg.train.batch_size} windows (baseline: {SPIRA_FILES_PER_BATCH} files), {args.batches} batches each")
-    for stage, (baseline, pipeline) in data_path_rates(cfg, args.prepared, args.features, args.workers, args.batches, device).items():
-        where = f"on {device.type}" if stage != "loader" else "CPU, per process"
-        line = f"data path ({stage}, {where})"
+    with recorded("bench_epoch", args.output):
+        cfg = compose_config(["augment=spira_noise", *args.overrides])
+        device = torch.device("cuda" if cfg.trainer.accelerator == "gpu" else "cpu")
+        if device.type == "cpu":
+            torch.set_num_threads(1)  # per process: DataLoader workers and DDP ranks each run one
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+        print(f"machine: {name}, {os.cpu_count()} CPUs, torch {torch.__version__}, threads {torch.get_num_threads()}, workers {args.workers}")
+        print(f"model {cfg.model._target_.rsplit('.', 1)[-1]}, batch: {cfg.train.batch_size} windows (baseline: {SPIRA_FILES_PER_BATCH} files), {args.batches} batches each")
+        for stage, (baseline, pipeline) in data_path_rates(cfg, args.prepared, args.features, args.workers, args.batches, device).items():
+            where = f"on {device.type}" if stage != "loader" else "CPU, per process"
+            line = f"data path ({stage}, {where})"
+            print(f"{line:<42} baseline {baseline:8.1f} windows/s  pipeline {pipeline:8.1f} windows/s  ({pipeline / baseline:.2f} x baseline)")
+        baseline = baseline_epoch_rate(cfg, args.prepared, args.features, args.workers, args.batches, device)
+        pipeline = pipeline_epoch_rate(cfg, args.prepared, args.features, args.workers, args.batches, device)
+        line = f"epoch (training, {device.type})"
         print(f"{line:<42} baseline {baseline:8.1f} windows/s  pipeline {pipeline:8.1f} windows/s  ({pipeline / baseline:.2f} x baseline)")
-    baseline = baseline_epoch_rate(cfg, args.prepared, args.features, args.workers, args.batches, device)
-    pipeline = pipeline_epoch_rate(cfg, args.prepared, args.features, args.workers, args.batches, device)
-    line = f"epoch (training, {device.type})"
-    print(f"{line:<42} baseline {baseline:8.1f} windows/s  pipeline {pipeline:8.1f} windows/s  ({pipeline / baseline:.2f} x baseline)")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import numpy as np
 import soundfile as sf
 
 from spira.serving.predict import load_predictor
+from results_file import default_output, recorded
 
 RATE, SECONDS = 48000, 10.0
 
@@ -107,13 +108,15 @@ def main() -> None:
     parser.add_argument("--model", default="models/export", help="export folder (default: models/export)")
     parser.add_argument("--repeats", type=int, default=30, help="latency samples (default: 30)")
     parser.add_argument("--files", type=int, default=20, help="files in the throughput batch (default: 20)")
+    parser.add_argument("--output", type=Path, default=default_output("bench_predict"), help="also write the printed figures here, for `make docs` (default: %(default)s)")
     args = parser.parse_args()
-    print(f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}; {SECONDS:g} s {RATE} Hz mono WAV recordings")
-    with tempfile.TemporaryDirectory() as folder:
-        files = write_recordings(Path(folder), args.files)
-        bench_in_process(args.model, files, args.repeats)
-        bench_command(args.model, files)
-        bench_http(args.model, files, args.repeats)
+    with recorded("bench_predict", args.output):
+        print(f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}; {SECONDS:g} s {RATE} Hz mono WAV recordings")
+        with tempfile.TemporaryDirectory() as folder:
+            files = write_recordings(Path(folder), args.files)
+            bench_in_process(args.model, files, args.repeats)
+            bench_command(args.model, files)
+            bench_http(args.model, files, args.repeats)
 
 
 if __name__ == "__main__":

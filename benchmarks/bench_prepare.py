@@ -25,6 +25,7 @@ import soundfile as sf
 
 from spira.config import compose_config
 from spira.data.prepare import prepare_dataset
+from results_file import default_output, recorded
 
 RATES = (16000, 22050, 44100, 48000)
 
@@ -63,36 +64,38 @@ def main() -> None:
     parser.add_argument("--long-minutes", type=float, default=10.0, help="length of each long file (default 10 min)")
     parser.add_argument("--workers", type=int, default=2, help="data.num_workers (default 2)")
     parser.add_argument("--dir", type=Path, default=None, help="where to write the corpus (default: a temporary folder)")
+    parser.add_argument("--output", type=Path, default=default_output("bench_prepare"), help="also write the printed figures here, for `make docs` (default: %(default)s)")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    with recorded("bench_prepare", args.output):
+        logging.basicConfig(level=logging.WARNING)
 
-    work = Path(tempfile.mkdtemp(prefix="spira-bench-", dir=args.dir))
-    try:
-        started = time.perf_counter()
-        audio_seconds = write_corpus(work / "corpus", args.files, args.seconds, args.long_files, args.long_minutes)
-        generated = time.perf_counter() - started
-        data = compose_config(
-            [
-                "data=manifest",
-                f"data.root={work / 'corpus'}",
-                f"data.num_workers={args.workers}",
-                "data.public_dataset=true",  # a synthetic corpus: its ids are no secret
-            ]
-        ).data
-        started = time.perf_counter()
-        prepared = prepare_dataset(data, work / "prepared", work / "quarantine")
-        elapsed = time.perf_counter() - started
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        work = Path(tempfile.mkdtemp(prefix="spira-bench-", dir=args.dir))
+        try:
+            started = time.perf_counter()
+            audio_seconds = write_corpus(work / "corpus", args.files, args.seconds, args.long_files, args.long_minutes)
+            generated = time.perf_counter() - started
+            data = compose_config(
+                [
+                    "data=manifest",
+                    f"data.root={work / 'corpus'}",
+                    f"data.num_workers={args.workers}",
+                    "data.public_dataset=true",  # a synthetic corpus: its ids are no secret
+                ]
+            ).data
+            started = time.perf_counter()
+            prepared = prepare_dataset(data, work / "prepared", work / "quarantine")
+            elapsed = time.perf_counter() - started
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
-    total = args.files + args.long_files
-    stage_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    worker_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"corpus: {args.files} x {args.seconds:g} s + {args.long_files} x {args.long_minutes:g} min (48 kHz stereo), "
-          f"{audio_seconds / 3600:.2f} h of audio, generated in {generated:.0f} s")  # fmt: skip
-    print(f"prepare: {total} files in {elapsed:.1f} s = {total / elapsed:.1f} files/s "
-          f"({audio_seconds / elapsed:.0f} s of audio per s), workers={args.workers}, accepted {len(prepared.manifest)}")  # fmt: skip
-    print(f"peak RSS: stage process {stage_mib:.0f} MiB, largest worker {worker_mib:.0f} MiB")
+        total = args.files + args.long_files
+        stage_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        worker_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(f"corpus: {args.files} x {args.seconds:g} s + {args.long_files} x {args.long_minutes:g} min (48 kHz stereo), "
+              f"{audio_seconds / 3600:.2f} h of audio, generated in {generated:.0f} s")  # fmt: skip
+        print(f"prepare: {total} files in {elapsed:.1f} s = {total / elapsed:.1f} files/s "
+              f"({audio_seconds / elapsed:.0f} s of audio per s), workers={args.workers}, accepted {len(prepared.manifest)}")  # fmt: skip
+        print(f"peak RSS: stage process {stage_mib:.0f} MiB, largest worker {worker_mib:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import numpy as np
 import soundfile as sf
 
 from bench_predict import RATE, SECONDS, write_recordings
+from results_file import default_output, recorded
 
 
 @dataclass
@@ -191,11 +192,13 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds one request may take before it counts as dropped (default: 60)")
     parser.add_argument("--recording", type=Path, help=f"the file every request uploads (default: a {SECONDS:g} s {RATE} Hz mono WAV)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--output", type=Path, default=default_output("bench_serve_load"), help="also write the printed figures here, for `make docs` (default: %(default)s)")
     args = parser.parse_args()
-    result = run_load(str(Path(args.model).resolve()), args.concurrency, args.requests, args.timeout, args.recording)
-    print("\n".join(result["report"]))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    with recorded("bench_serve_load", args.output):
+        result = run_load(str(Path(args.model).resolve()), args.concurrency, args.requests, args.timeout, args.recording)
+        print("\n".join(result["report"]))
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from spira.features.windows import window_spec
 from spira.layout import PIPELINE
 from spira.training.data import FeatureDataModule
 from spira.training.train import build_module
+from results_file import default_output, recorded
 
 
 class _Throughput(L.Callback):
@@ -81,14 +82,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="DataLoader worker counts to try")
     parser.add_argument("--augment", nargs="+", default=["none", "spira_noise", "audiomentations"])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. trainer=gpu train.batch_size=64")
+    parser.add_argument("--output", type=Path, default=default_output("bench_train_throughput"), help="also write the printed figures here, for `make docs` (default: %(default)s)")
     args = parser.parse_args()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, threads {torch.get_num_threads()}")
-    for workers in args.workers:
-        baseline = None
-        for augment in args.augment:
-            rate = measure(augment, workers, args.batches, args.overrides)
-            baseline = baseline or rate
-            print(f"workers={workers} augment={augment:<32} {rate:8.1f} windows/s  ({rate / baseline:.2f} x augment=none)")
+    with recorded("bench_train_throughput", args.output):
+        print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, threads {torch.get_num_threads()}")
+        for workers in args.workers:
+            baseline = None
+            for augment in args.augment:
+                rate = measure(augment, workers, args.batches, args.overrides)
+                baseline = baseline or rate
+                print(f"workers={workers} augment={augment:<32} {rate:8.1f} windows/s  ({rate / baseline:.2f} x augment=none)")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
+from results_file import default_output, recorded
 
 
 def canonical(name: str) -> str:
@@ -57,17 +58,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--extras", nargs="*", default=["serve"], help="extras of spira to include (default: serve)")
     parser.add_argument("--only", nargs="+", metavar="PACKAGE", help="measure these installed packages and what they need instead")
+    parser.add_argument("--output", type=Path, default=default_output("install_size"), help="also write the printed figures here, for `make docs` (default: %(default)s)")
     args = parser.parse_args()
-    if args.only:
-        sizes = {name: size for package in args.only for name, size in closure(package, set()).items()}
-        label = " + ".join(args.only)
-    else:
-        sizes = closure("spira", set(args.extras))
-        label = f"spira[{','.join(args.extras)}]" if args.extras else "spira"
-    total = sum(sizes.values())
-    print(f"{label}: {len(sizes)} distributions, {total / 2**30:.2f} GiB installed")
-    for name, size in sorted(sizes.items(), key=lambda item: -item[1])[:12]:
-        print(f"  {size / 2**20:8.0f} MiB  {name}")
+    with recorded("install_size", args.output):
+        if args.only:
+            sizes = {name: size for package in args.only for name, size in closure(package, set()).items()}
+            label = " + ".join(args.only)
+        else:
+            sizes = closure("spira", set(args.extras))
+            label = f"spira[{','.join(args.extras)}]" if args.extras else "spira"
+        total = sum(sizes.values())
+        print(f"{label}: {len(sizes)} distributions, {total / 2**30:.2f} GiB installed")
+        for name, size in sorted(sizes.items(), key=lambda item: -item[1])[:12]:
+            print(f"  {size / 2**20:8.0f} MiB  {name}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from spira.features.windows import cut_windows, window_spec
 from spira.parallel import ordered_map
 from test_augment import prepared  # noqa: F401  (the prepared-data fixture)
 
-# Bound stated in README ("Features once per file"): per-file vs per-window MFCC.
+# Bound stated in docs/performance.md ("Features once per file"): per-file vs per-window MFCC.
 MAX_ABS_DIFFERENCE = 1e-3
 
 

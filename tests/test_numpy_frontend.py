@@ -78,7 +78,7 @@ def test_numpy_mfcc_matches_torchaudio_and_the_pipeline_extractor_on_real_window
         windows_seen += len(windows)
     assert windows_seen >= 12
     assert worst_reference <= PORT_BOUND
-    # The pipeline's extractor runs in float32: its own rounding (the README's bound for two torch paths).
+    # The pipeline's extractor runs in float32: its own rounding (the bound docs/serving.md states for two torch paths).
     assert worst_pipeline <= MAX_ABS_DIFFERENCE
 
 

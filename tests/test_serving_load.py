@@ -29,10 +29,13 @@ def test_load_run_answers_everything_with_flat_memory(smoke_pipeline: PipelineRu
     recording.write_bytes(encoded(tmp_path, "source.wav", voice(4.0, 16000), 16000, subtype="PCM_16"))
     figures = tmp_path / "load.json"
     command = [sys.executable, "benchmarks/bench_serve_load.py", "--model", str(export), "--requests", str(REQUESTS),
-               "--concurrency", *map(str, CONCURRENCY), "--recording", str(recording), "--json", str(figures)]  # fmt: skip
+               "--concurrency", *map(str, CONCURRENCY), "--recording", str(recording), "--json", str(figures), "--output", str(tmp_path / "results.json")]  # fmt: skip
     printed = run(command, REPO_ROOT).stdout.splitlines()
     result = json.loads(figures.read_text())
     assert printed == result["report"]
+    # The figures `make docs` would quote are the printed lines, with the command that printed them.
+    recorded = json.loads((tmp_path / "results.json").read_text())
+    assert recorded["lines"] == printed and recorded["command"].startswith("python benchmarks/bench_serve_load.py --model")
     assert [line.split()[:2] for line in printed[2:5]] == [[str(clients), str(REQUESTS)] for clients in CONCURRENCY]
 
     expected = load_predictor(export).predict_file(recording, recording.name)["probability"]
