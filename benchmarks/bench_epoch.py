@@ -44,7 +44,7 @@ from spira.data.manifest import read_prepared_manifest
 from spira.features.windows import cut_windows, window_spec
 from spira.features.store import load_split
 from spira.training.data import AugmentedWaveformWindows
-from spira.training.train import build_module
+from spira.training.fit import build_module
 from results_file import default_output, recorded
 
 SPIRA_FILES_PER_BATCH = 5

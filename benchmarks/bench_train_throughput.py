@@ -23,7 +23,7 @@ from spira.config import compose_config
 from spira.features.windows import window_spec
 from spira.layout import PIPELINE
 from spira.training.data import FeatureDataModule
-from spira.training.train import build_module
+from spira.training.fit import build_module
 from results_file import default_output, recorded
 
 

@@ -4,7 +4,7 @@
 #   1. the demo cohort: generate, prepare, featurize (stage scripts, own params file,
 #      run in the work folder: the pipeline writes its fixed paths data/... there);
 #   2. trainer=gpu (bf16-mixed) and trainer=ddp, a fixed number of steps each
-#      (python -m spira.train, one run folder each under the work folder),
+#      (python -m spira.experiment, one run folder each under the work folder),
 #      with nvidia-smi sampled every 0.5 s: GPU memory and utilisation;
 #   3. bench_epoch.py trainer=gpu: windows/s of the data path and of an epoch, and
 #      the ratio to the SPIRA-style baseline; the data path keeps the GPU busy when
@@ -72,7 +72,7 @@ for trainer in "${TRAINERS[@]}"; do
   fi
   begun=$SECONDS
   # The Hydra entry: checkpoints, metrics and predictions in the run folder $out.
-  in_work python -m spira.train "${COMMON[@]}" "trainer=$trainer" "+trainer.max_steps=$STEPS" "trainer.max_epochs=1000" \
+  in_work python -m spira.experiment "${COMMON[@]}" "trainer=$trainer" "+trainer.max_steps=$STEPS" "trainer.max_epochs=1000" \
     "train.num_workers=$WORKERS" "hydra.run.dir=$out"
   seconds=$((SECONDS - begun))
   [[ -n "${sampler:-}" ]] && { kill "$sampler"; wait "$sampler" 2>/dev/null || true; unset sampler; }

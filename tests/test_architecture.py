@@ -10,7 +10,7 @@ from pathlib import Path
 from conftest import REPO_ROOT
 
 SOURCE = REPO_ROOT / "src" / "spira"
-ENTRY_POINTS = {"spira.stages", "spira.cli", "spira.train"}
+ENTRY_POINTS = {"spira.stages", "spira.cli", "spira.experiment"}
 ORCHESTRATION = {"spira.pipeline"}
 MAX_MODULE_LINES = 400
 
@@ -84,7 +84,7 @@ def test_dependencies_point_from_entry_points_to_domain_packages():
         if unit not in ORCHESTRATION:
             assert not targets & ORCHESTRATION, f"domain package {unit} imports the orchestration layer"
     # Every DVC stage goes through the orchestration, as the Hydra entry does.
-    for entry in [*(SOURCE / "stages").glob("[!_]*.py"), SOURCE / "train.py"]:
+    for entry in [*(SOURCE / "stages").glob("[!_]*.py"), SOURCE / "experiment.py"]:
         assert "spira.pipeline" in {unit_of(name) for name in project_imports(entry)}, entry.name
 
 

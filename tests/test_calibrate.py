@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from spira.augment.calibrate import PauseDetection, calibrate_noise_bounds, noise_only_peak, noise_only_stretches
+from spira.augment.noise_level import PauseDetection, calibrate_noise_bounds, noise_only_peak, noise_only_stretches
 from spira.cli import main
 from spira.data.audio import write_float_wav
 from spira.data.manifest import MANIFEST_COLUMNS

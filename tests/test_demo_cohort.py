@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -324,3 +326,19 @@ def test_ward_noise_marks_patients_only_when_enabled(tmp_path: Path) -> None:
     for measure, tolerance in (("noise_floor_db", 4), ("floor_flatness", 0.1), ("floor_low_share", 0.1)):
         assert abs(floor[measure, "clean", "1"] - floor[measure, "clean", "0"]) < tolerance
         assert floor[measure, "clean", "0"] == floor[measure, "ward", "0"]
+
+
+def test_the_demo_generator_loads_no_torch():
+    """The demo cohort is numpy only: SPIRA's noise constants come from spira.augment.protocol,
+    so generating the data does not load the training stack."""
+    program = "import sys, spira.demo, spira.pipeline.demo; print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))"
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_demo_backgrounds_and_the_augmentation_share_spira_s_noise_peaks():
+    from spira.augment.protocol import SPIRA_NOISE_PEAK_RANGE
+    from spira.config import compose_config
+
+    ward_noise = compose_config([]).augment.ward_noise
+    assert (ward_noise.min_amplitude, ward_noise.max_amplitude) == SPIRA_NOISE_PEAK_RANGE

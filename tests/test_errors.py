@@ -56,6 +56,7 @@ def test_a_subcommand_ends_a_user_error_with_one_line_and_its_status(tmp_path: P
     arguments, start, status = REFUSALS[command]
     shutil.copy(REPO_ROOT / "params.yaml", tmp_path / "params.yaml")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SPIRA_PROJECT", str(REPO_ROOT))  # the checkout's conf/, from a folder outside it
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))  # tmp_path is no repository
     with pytest.raises(SystemExit) as exit_info:
         main([command, *arguments])
@@ -67,6 +68,7 @@ def test_a_subcommand_ends_a_user_error_with_one_line_and_its_status(tmp_path: P
 
 def test_an_override_hydra_cannot_apply_is_a_usage_error_in_one_line(tmp_path: Path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SPIRA_PROJECT", str(REPO_ROOT))
     with pytest.raises(SystemExit) as exit_info:
         main(["params", "data.no_such_key=1", "--output", "composed.yaml"])
     assert exit_info.value.code == EXIT_USAGE

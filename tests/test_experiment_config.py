@@ -17,11 +17,13 @@ from lightning.pytorch.strategies import DDPStrategy
 from omegaconf import OmegaConf
 
 from conftest import REPO_ROOT
-from spira.config import CONFIG_DIR, compose_config
+from spira.config import compose_config
 from spira.sweeps import SweepSummary, summarize_sweep
 from spira.tracking import data_version, instantiate_loggers
 from spira.pipeline.model import run_outputs
-from spira.train import require_features, run_config
+from spira.experiment import require_features, run_config
+
+CONFIG_DIR = REPO_ROOT / "conf"
 
 
 def compose_with_hydra(overrides: list[str]):
@@ -63,7 +65,7 @@ def test_the_loggers_of_a_list_leave_the_pipeline_dvc_yaml_alone_and_upload_no_m
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("WANDB_MODE", "offline")
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")
-    loggers = instantiate_loggers(compose_config(["logger=[csv,dvclive,wandb]"]))
+    loggers = instantiate_loggers(compose_config(["logger=[csv,dvclive,wandb]"], config_dir=CONFIG_DIR))
     assert [type(logger).__name__ for logger in loggers] == ["CSVLogger", "DVCLiveLogger", "WandbLogger"]
     # DVCLive writes its own dvclive/dvc.yaml, never the pipeline's.
     live = loggers[1].experiment

@@ -43,7 +43,7 @@ def repo_copy(featurized_repo: Path, tmp_path: Path) -> Path:
 
 
 def spira_train(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-m", "spira.train", *args, "experiment=smoke"], cwd)
+    return run([sys.executable, "-m", "spira.experiment", *args, "experiment=smoke"], cwd)
 
 
 def test_hydra_multirun_writes_one_folder_per_run_and_a_sorted_summary(featurized_repo: Path, tmp_path: Path):

@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO_ROOT
 from spira.config import compose_config
 from spira.features.featurize import featurize
-from spira.training.train import build_module
+from spira.training.fit import build_module
 from test_augment import prepared  # noqa: F401  (the prepared-data fixture)
 
 SCRIPT = REPO_ROOT / "benchmarks" / "gpu_check.sh"
@@ -30,7 +30,7 @@ def test_dry_run_plans_gpu_and_ddp_runs_with_the_bf16_tolerance(tmp_path: Path):
     result = _check("--dry-run", "--cohort", "smoke", "--steps", "7", "--work", str(tmp_path / "work"))
     assert result.returncode == 0, result.stderr
     commands = _commands(result)
-    trains = [command for command in commands if command.startswith("python -m spira.train ")]
+    trains = [command for command in commands if command.startswith("python -m spira.experiment ")]
     assert len(trains) == 2
     assert "trainer=gpu" in trains[0] and "trainer=ddp" in trains[1]
     assert all("+trainer.max_steps=7" in command and "experiment=smoke" in command for command in trains)
@@ -43,7 +43,7 @@ def test_dry_run_plans_gpu_and_ddp_runs_with_the_bf16_tolerance(tmp_path: Path):
 
 def test_cpu_mode_uses_cpu_trainers_and_a_float32_tolerance(tmp_path: Path):
     commands = _commands(_check("--cpu", "--dry-run", "--work", str(tmp_path)))
-    trains = [command for command in commands if command.startswith("python -m spira.train ")]
+    trains = [command for command in commands if command.startswith("python -m spira.experiment ")]
     assert ["trainer=cpu" in trains[0], "trainer=ddp_cpu" in trains[1]] == [True, True]
     assert all("experiment=smoke" not in command for command in trains)
     assert all("--device cpu --precision 32-true --tolerance 1e-6" in c for c in commands if "compare_predictions.py" in c)

@@ -10,7 +10,7 @@ from spira.config import compose_config
 from spira.data.prepare import prepare_dataset
 from spira.data.privacy import MissingSaltError, resolve_salt
 from spira.tracking import private_config
-from conftest import run
+from conftest import REPO_ROOT, run
 from test_experiments import wandb_run_contents
 
 HOSPITAL_PATH = "/srv/hospital-sao-luiz/recordings"
@@ -40,7 +40,7 @@ import wandb
 from spira.config import compose_config
 from spira.tracking import instantiate_loggers
 
-# The overrides arrive on the command line, as with `python -m spira.train data.root=...`.
+# The overrides arrive on the command line, as with `python -m spira.experiment data.root=...`.
 cfg = compose_config(sys.argv[1:])
 [logger] = instantiate_loggers(cfg)
 logger.experiment.log({"val/file_auroc": 0.5})
@@ -50,7 +50,7 @@ wandb.finish()
 
 def test_an_offline_wandb_run_holds_no_path_and_no_salt(tmp_path):
     overrides = ["data=manifest", f"data.root={HOSPITAL_PATH}", f"data.speaker_id_salt={SALT}", "logger=wandb"]
-    run([sys.executable, "-c", LOG_A_RUN, *overrides], tmp_path)
+    run([sys.executable, "-c", LOG_A_RUN, *overrides], tmp_path, env={"SPIRA_PROJECT": str(REPO_ROOT)})
     [run_dir] = (tmp_path / "wandb").glob("offline-run-*")
     config = wandb_run_contents(run_dir)["config"]
     assert config["data"]["root"].startswith("private:") and config["data"]["speaker_id_salt"].startswith("private:")

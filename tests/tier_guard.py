@@ -30,7 +30,7 @@ PIPELINE_COMMANDS = {
 }
 # Modules (`python -m ...`) and `spira` subcommands that run a stage or train when they exit 0.
 STAGE_MODULE_PREFIX = "spira.stages."
-TRAINING_MODULES = frozenset({"spira.train", "spira.experiment"})
+TRAINING_MODULES = frozenset({"spira.experiment"})
 TRAINING_SUBCOMMANDS = frozenset({"train"})
 # The Lightning packages whose Trainer.fit counts as training (the project imports `lightning`).
 LIGHTNING_TRAINER_MODULES = ("lightning.pytorch", "pytorch_lightning")

@@ -10,7 +10,7 @@
     spira verify [--tolerance T]        rerun HEAD from scratch in a scratch clone, compare every metric
 
 The DVC stages have entry points of their own (`python -m spira.stages.<stage>`),
-and the Hydra sweeps theirs (`python -m spira.train`); this command is for the
+and the Hydra sweeps theirs (`python -m spira.experiment`); this command is for the
 steps around them. Like them it is thin: the work is in spira.pipeline. Every
 subcommand prints counts and figures, never a file name or an id of the data.
 A user error ends a subcommand with one line `error: spira <command>: ...`
@@ -28,7 +28,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from spira.augment.calibrate import LABELS
+from spira.augment.noise_level import LABELS
 from spira.data import SPLITS
 from spira.errors import EXIT_USAGE, UsageError, UserError, exit_on_user_error
 from spira.serving.limits import MIB, SCORING_THREADS, ServeLimits
@@ -59,7 +59,7 @@ def params_command(args: argparse.Namespace) -> None:
 def calibrate_noise_command(args: argparse.Namespace) -> None:
     import soundfile as sf
 
-    from spira.augment.calibrate import MIN_PAUSE_SECONDS, format_amplitude, override_command
+    from spira.augment.noise_level import MIN_PAUSE_SECONDS, format_amplitude, override_command
     from spira.config import load_params
     from spira.pipeline.calibrate import calibrate_noise
 

@@ -7,7 +7,7 @@ the stages write exactly there, and a parameter can only point at inputs (the
 recordings, `data.root` and `data.noise_root`), which are dependencies and never
 deleted. `check_inputs` refuses recordings that lie inside one of these paths.
 
-A Hydra run (`python -m spira.train`) reads the same prepared data and features
+A Hydra run (`python -m spira.experiment`) reads the same prepared data and features
 and writes its checkpoints into its own run folder (`Layout.for_run`).
 """
 

@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import TypeVar
 
-import torch
+import sys
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -24,12 +24,20 @@ MIN_ITEMS_FOR_WORKERS = 64
 
 
 def _single_threaded_worker() -> None:
+    import torch  # here, not at the top: numpy-only callers (the demo cohort) never load torch
+
     torch.set_num_threads(1)
 
 
 @contextmanager
 def single_threaded_torch() -> Iterator[None]:
-    """The serial path computes exactly as a worker does, then restores the caller's threads."""
+    """The serial path computes exactly as a worker does, then restores the caller's threads.
+    A caller that has not loaded torch (its function's module imports it at the top when it
+    uses it) has no torch threads to set."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
 
-# Written by each run of `python -m spira.train` into its run folder.
+# Written by each run of `python -m spira.experiment` into its run folder.
 RUN_METRICS_FILE = "metrics.json"
 RUN_ERROR_FILE = "error.txt"
 SUMMARY_CSV = "summary.csv"

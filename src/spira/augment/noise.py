@@ -19,9 +19,6 @@ import numpy as np
 import torch
 from scipy.ndimage import maximum_filter1d
 
-# SPIRA's measured min and max peak of the noise-only stretches of its patient files.
-SPIRA_NOISE_PEAK_RANGE = (0.033474047, 0.19233719)
-
 
 class WardNoiseInserter:
     """Adds `num_noise[label]` random ward-noise clips to a (peak-normalised) signal,

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from spira.augment.noise import SPIRA_NOISE_PEAK_RANGE
+from spira.augment.protocol import SPIRA_NOISE_PEAK_RANGE
 from spira.data.audio import write_float_wav
 from spira.data.splits import split_speakers
 from spira.demo.noise import WardProfile, colour_room, draw_ward, home_background, ward_noise

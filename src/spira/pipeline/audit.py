@@ -7,7 +7,7 @@ import logging
 
 from omegaconf import DictConfig
 
-from spira.augment.calibrate import read_recordings
+from spira.augment.noise_level import read_recordings
 from spira.audit.shortcuts import audit_shortcuts, nuisance_table
 from spira.data.manifest import read_prepared_manifest
 from spira.layout import PIPELINE, Layout

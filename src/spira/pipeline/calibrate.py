@@ -6,7 +6,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from spira.augment.calibrate import LABELS, NoiseBounds, calibrate_noise_bounds, read_recordings
+from spira.augment.noise_level import LABELS, NoiseBounds, calibrate_noise_bounds, read_recordings
 from spira.data.manifest import MANIFEST_FILE, read_prepared_manifest
 from spira.layout import PIPELINE
 

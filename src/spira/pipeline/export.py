@@ -24,7 +24,7 @@ from spira.serving.export import build_contract, export_onnx
 from spira.tracking import data_version, git_commit
 from spira.safety import staged_folder
 from spira.training.checkpoint import load_module
-from spira.training.train import checkpoint_path
+from spira.training.fit import checkpoint_path
 
 
 def accepted_input(data: DictConfig) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from spira.registry.versions import RegistryError, current_prod, fetch_artifact
 from spira.safety import write_text_atomic
 from spira.tracking import data_version, git_commit
 from spira.training.checkpoint import load_module
-from spira.training.train import checkpoint_path
+from spira.training.fit import checkpoint_path
 
 GATE_METRICS = Path("metrics/gate.json")
 GATE_REPORT = Path("reports/gate.md")

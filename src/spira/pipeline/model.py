@@ -1,7 +1,7 @@
 """The model steps: fit, pick the checkpoint, evaluate, write the results.
 
 The DVC stages `train` and `evaluate` call `fit_model` and `evaluate_model`;
-the Hydra entry (`python -m spira.train`) calls `train_and_evaluate`, the
+the Hydra entry (`python -m spira.experiment`) calls `train_and_evaluate`, the
 same two steps, for each run of a sweep.
 """
 
@@ -23,7 +23,7 @@ from spira.reproducibility import machine_record
 from spira.safety import write_text_atomic
 from spira.tracking import log_test_results, uses_wandb
 from spira.training.checkpoint import load_module
-from spira.training.train import checkpoint_path, fit
+from spira.training.fit import checkpoint_path, fit
 
 
 @dataclass(frozen=True)

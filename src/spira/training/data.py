@@ -102,7 +102,7 @@ class AugmentedWaveformWindows(Dataset):
     array. MFCCs, and ward noise alone (`BatchWardNoise`), are computed batched
     by the LightningModule on the training device; a per-window `augmenter`
     (audiomentations) runs here, afresh at every draw. Its randomness comes from
-    torch's RNG: in the stage's process seeded per epoch (training.train.EpochSeeds),
+    torch's RNG: in the stage's process seeded per epoch (training.fit.EpochSeeds),
     in workers per worker from the epoch's base seed (EpochShuffle.worker_generator,
     seed_everything(workers=True); the loader starts its workers afresh every
     epoch), so the stream is reproducible and a resumed run draws what an

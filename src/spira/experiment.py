@@ -1,8 +1,8 @@
 """Hydra entry point: train and evaluate one run per configuration, each in its own run folder.
 
-    python -m spira.train                                            # outputs/<date>/<time>/
-    python -m spira.train -m model.dropout=0.5,0.7 augment=none,spira_noise   # multirun/<date>/<time>/<job>/
-    python -m spira.train hparams_search=optuna                      # Optuna on validation AUROC
+    python -m spira.experiment                                            # outputs/<date>/<time>/
+    python -m spira.experiment -m model.dropout=0.5,0.7 augment=none,spira_noise   # multirun/<date>/<time>/<job>/
+    python -m spira.experiment hparams_search=optuna                      # Optuna on validation AUROC
 
 It composes the same conf/ as DVC and needs the data of `dvc repro featurize`
 (or `make repro`). Each run folder holds checkpoints/, metrics.json (training
