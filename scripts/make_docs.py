@@ -210,9 +210,9 @@ def benchmark(name: str) -> Callable[[Inputs], str]:
 def test_tiers(inputs: Inputs) -> str:
     results = inputs.optional_json("benchmarks/results/test_tiers.json")
     if results is None:
-        return "No times recorded yet: they come from timing `make test-fast` and `make test` on a fresh clone (`benchmarks/results/test_tiers.json`).\n"
+        return "No times recorded yet: `python benchmarks/test_tiers.py` times both tiers on a fresh clone (`benchmarks/results/test_tiers.json`).\n"
     return (
-        f"On {results['machine']}: `make test-fast` runs {results['tests_fast']} tests in {results['fast_seconds'] / 60:.1f} min; "
+        f"On a fresh clone of commit {results['commit'][:7]} ({results['machine']}; `python benchmarks/test_tiers.py`): `make test-fast` runs {results['tests_fast']} tests in {results['fast_seconds'] / 60:.1f} min; "
         f"`make test` runs {results['tests_full']} tests in {results['full_seconds'] / 60:.1f} min.\n"
     )
 

@@ -4,6 +4,7 @@ with no package importing one that imports it back."""
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -91,3 +92,95 @@ def test_dependencies_point_from_entry_points_to_domain_packages():
 def test_modules_stay_small():
     sizes = {module_name(path): len(path.read_text().splitlines()) for path in SOURCE.rglob("*.py")}
     assert {name: lines for name, lines in sizes.items() if lines > MAX_MODULE_LINES} == {}
+
+
+# The typed-settings rule: a domain package takes typed settings (frozen dataclasses the
+# orchestration builds from the config, e.g. pipeline.gate.gate_settings -> GateSettings)
+# and plain values, never the config. hydra.utils.instantiate of a plain `_target_` dict
+# is allowed (a model, an augmentation). The modules below still take config nodes: the
+# rule holds for every other module, a new offender fails, and a converted module must
+# leave the list (the test fails on a listed module that no longer offends).
+DOMAIN_PACKAGES = ("data", "features", "augment", "training", "demo", "models", "audit", "evaluation", "registry", "serving")
+CONFIG_TYPES = {"DictConfig", "ListConfig"}
+STILL_TAKING_CONFIG = {
+    "spira.augment.pipeline",
+    "spira.data.prepare",
+    "spira.data.privacy",
+    "spira.data.quarantine",
+    "spira.data.rows",
+    "spira.data.rules",
+    "spira.features.featurize",
+    "spira.training.fit",
+    "spira.training.resume",
+}
+
+
+def annotation_names(annotation: ast.expr) -> set[str]:
+    """The names an annotation mentions, also inside a string annotation ('DictConfig | None')."""
+    names = set()
+    for part in ast.walk(annotation):
+        if isinstance(part, ast.Name):
+            names.add(part.id)
+        elif isinstance(part, ast.Attribute):
+            names.add(part.attr)
+        elif isinstance(part, ast.Constant) and isinstance(part.value, str):
+            names |= set(re.findall(r"\w+", part.value))
+    return names
+
+
+def config_uses(source: str) -> list[str]:
+    """What in `source` ties it to the config: imports of omegaconf or hydra's config
+    objects, and parameters or returns annotated with DictConfig/ListConfig."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [f"import {alias.name}" for alias in node.names if alias.name.split(".")[0] in {"omegaconf", "hydra"}]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in {"omegaconf", "hydra"}:
+            if node.module != "hydra.utils" or {alias.name for alias in node.names} - {"instantiate", "get_class"}:
+                found.append(f"from {node.module} import {', '.join(alias.name for alias in node.names)}")
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            arguments = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+            annotations = [(argument.arg, argument.annotation) for argument in arguments] + [("return", node.returns)]
+            for name, annotation in annotations:
+                if annotation is not None and CONFIG_TYPES & annotation_names(annotation):
+                    found.append(f"{node.name}({name}: config)")
+    return found
+
+
+def domain_modules_using_the_config() -> dict[str, list[str]]:
+    offenders = {}
+    for package in DOMAIN_PACKAGES:
+        for path in sorted((SOURCE / package).rglob("*.py")):
+            if uses := config_uses(path.read_text()):
+                offenders[module_name(path)] = uses
+    return offenders
+
+
+def test_domain_packages_take_typed_settings_not_the_config():
+    offenders = domain_modules_using_the_config()
+    new = {module: uses for module, uses in offenders.items() if module not in STILL_TAKING_CONFIG}
+    assert not new, f"domain modules taking the config (build typed settings in spira.pipeline instead): {new}"
+    converted = STILL_TAKING_CONFIG - set(offenders)
+    assert not converted, f"no longer take the config, remove them from STILL_TAKING_CONFIG: {sorted(converted)}"
+
+
+def test_the_settings_rule_catches_each_way_of_taking_the_config():
+    planted = [
+        ("import omegaconf", "import omegaconf\n"),
+        ("from omegaconf import DictConfig", "from omegaconf import DictConfig\n"),
+        ("from hydra import compose", "from hydra import compose\n"),
+        ("from hydra.utils import instantiate, to_absolute_path", "from hydra.utils import instantiate, to_absolute_path\n"),
+        ("fit(cfg: config)", "def fit(cfg: DictConfig) -> None: ...\n"),
+        ("fit(cfg: config)", "def fit(cfg: 'omegaconf.DictConfig') -> None: ...\n"),
+        ("build(return: config)", "def build(x: int) -> ListConfig: ...\n"),
+        ("read(node: config)", "def read(node: DictConfig | None = None): ...\n"),
+    ]
+    for expected, source in planted:
+        assert expected in config_uses(source), (source, config_uses(source))
+    settings_style = "from dataclasses import dataclass\nfrom hydra.utils import instantiate\n@dataclass(frozen=True)\nclass FitSettings:\n    epochs: int\ndef fit(settings: FitSettings, model: dict) -> None:\n    instantiate(model)\n"
+    assert config_uses(settings_style) == []
+
+
+def test_evaluation_registry_serving_demo_models_and_audit_take_no_config():
+    offenders = domain_modules_using_the_config()
+    assert not [module for module in offenders if unit_of(module) in {"spira.evaluation", "spira.registry", "spira.serving", "spira.demo", "spira.models", "spira.audit"}]

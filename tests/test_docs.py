@@ -111,13 +111,14 @@ def test_benchmark_blocks_state_no_figures_until_the_benchmark_ran(project: Path
         "machine": {"cpu": "Test CPU", "architecture": "x86_64", "cpus": 2, "accelerator": "cpu"},
         "lines": ["training epoch  baseline 34.4 windows/s  pipeline 46.4 windows/s  (1.35 x baseline)"],
     }))
-    (results / "test_tiers.json").write_text(json.dumps({"fast_seconds": 96, "full_seconds": 630, "tests_fast": 210, "tests_full": 300, "machine": "a 2-core test VM"}))
+    (results / "test_tiers.json").write_text(json.dumps({"fast_seconds": 96, "full_seconds": 630, "tests_fast": 210, "tests_full": 300, "machine": "a 2-core test VM", "commit": "0123456789abcdef"}))
     make_docs.run(project, check=False)
     performance = (project / "docs/performance.md").read_text()
     assert "`python benchmarks/bench_epoch.py --batches 40` on Test CPU, x86_64, 2 CPUs, CPU only:" in performance
     assert "pipeline 46.4 windows/s  (1.35 x baseline)" in performance
     testing = (project / "docs/testing.md").read_text()
-    assert "On a 2-core test VM: `make test-fast` runs 210 tests in 1.6 min; `make test` runs 300 tests in 10.5 min." in testing
+    assert ("On a fresh clone of commit 0123456 (a 2-core test VM; `python benchmarks/test_tiers.py`): "
+            "`make test-fast` runs 210 tests in 1.6 min; `make test` runs 300 tests in 10.5 min.") in testing
 
 
 def test_an_unknown_block_is_refused(project: Path):

@@ -31,7 +31,9 @@ def installed(tmp_path_factory) -> Path:
     # A .pth line adds the running venv's packages but not its editable spira (that needs its own .pth processed).
     (site / "running_venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     # `pip --python` installs as the scratch interpreter would, so the `spira` script runs the scratch venv.
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", str(wheel)], check=True)
+    # --ignore-installed: through the .pth pip sees the running venv's editable spira of the same version
+    # and would skip the wheel; this installs it without touching (uninstalling) that one.
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--ignore-installed", str(wheel)], check=True)
     return venv
 
 

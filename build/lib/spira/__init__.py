@@ -1,0 +1,1 @@
+"""SPIRA continuous-training pipeline: respiratory-insufficiency detection from voice."""

@@ -1,0 +1,1 @@
+"""On-the-fly waveform augmentation: SPIRA's ward-noise insertion and audiomentations."""
