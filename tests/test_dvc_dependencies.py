@@ -95,7 +95,7 @@ def covered(path: Path, deps: list[str]) -> bool:
 
 def test_import_analysis_follows_function_level_and_relative_imports():
     files = {path.relative_to(SOURCE_ROOT).as_posix() for path in stage_modules("spira.stages.train")}
-    # spira.training.fit imports the loggers of spira.tracking; module.py the metrics; all through packages.
+    # spira.pipeline.training_run imports the loggers of spira.tracking; module.py the metrics; all through packages.
     assert {"spira/__init__.py", "spira/stages/train.py", "spira/tracking.py", "spira/metrics.py", "spira/training/module.py"} <= files
     assert "spira/demo/cohort.py" not in files
     assert imported_names(SOURCE_ROOT / "spira" / "tracking.py", "spira") >= {"wandb"}  # imported inside a function

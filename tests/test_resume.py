@@ -23,7 +23,7 @@ from conftest import make_pipeline_repo, run
 from spira.config import compose_config, compose_params
 from spira.layout import Layout
 from spira.training.resume import RESUME_RECORD, run_fingerprint
-from spira.training.fit import find_resume_point
+from spira.pipeline.training_run import find_resume_point
 
 METRICS = ("train.json", "test.json")
 
@@ -217,7 +217,7 @@ def test_another_run_or_an_unreadable_checkpoint_starts_fresh_and_says_why(tmp_p
     cfg, layout = resume_config(tmp_path)
     save_last_checkpoint(layout, fingerprint(cfg, layout))
     change(cfg, layout)
-    with caplog.at_level(logging.INFO, logger="spira.training.fit"):
+    with caplog.at_level(logging.INFO, logger="spira.pipeline.training_run"):
         point = find_resume_point(cfg, layout, fingerprint(cfg, layout))
     assert point.checkpoint is None
     assert [record.getMessage() for record in caplog.records] == [f"starting fresh: {layout.resume / 'last.ckpt'} {reason}"]

@@ -23,7 +23,8 @@ from spira.reproducibility import machine_record
 from spira.safety import write_text_atomic
 from spira.tracking import log_test_results, uses_wandb
 from spira.training.checkpoint import load_module
-from spira.training.fit import checkpoint_path, fit
+from spira.pipeline.training_run import fit_run
+from spira.training.fit import checkpoint_path
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def fit_model(cfg: DictConfig, outputs: RunOutputs = STAGE_OUTPUTS) -> dict:
     """Fit cfg.model, keep the best and last checkpoints, write the training summary.
 
     Returns the summary (empty on DDP ranks other than zero, which write nothing)."""
-    summary = fit(cfg, outputs.layout)
+    summary = fit_run(cfg, outputs.layout)
     if summary:
         write_json(outputs.train_metrics, summary)
         write_json(outputs.machine_record, machine_record(str(cfg.trainer.accelerator)))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import random
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -22,14 +20,10 @@ from spira.augment.pipeline import build_augmenter, build_batch_noise, training_
 from spira.features.windows import window_spec
 from spira.features.store import load_normalization
 from spira.layout import Layout
-from spira.safety import check_output_path, replace_folder, staged_folder
-from spira.tracking import instantiate_loggers
 from spira.training.checkpoint import load_module, read_checkpoint
 from spira.training.data import FeatureDataModule, epoch_seed
 from spira.training.module import SpiraLitModule
-from spira.training.resume import ResumePoint, ResumeRecord, resume_point, run_fingerprint
-
-log = logging.getLogger(__name__)
+from spira.training.resume import ResumePoint, ResumeRecord
 
 # The entry of cfg.callbacks whose checkpoint the pipeline evaluates.
 BEST_CHECKPOINT = "model_checkpoint"
@@ -102,43 +96,6 @@ class EpochSeeds(L.Callback):
         random.seed(seed)
 
 
-def guarded_folders(cfg: DictConfig, layout: Layout) -> dict[str, Path]:
-    """The folders the run reads or publishes to: none may overlap the resume folder."""
-    inputs = {key: Path(OmegaConf.select(cfg, key)) for key in ("data.root", "data.noise_root") if OmegaConf.select(cfg, key) is not None}
-    return {**inputs, "the prepared data": layout.prepared, "the features": layout.features, "the checkpoints": layout.checkpoints}
-
-
-def find_resume_point(cfg: DictConfig, layout: Layout, fingerprint: dict[str, str]) -> ResumePoint:
-    """The last checkpoint of an interrupted run of the same fingerprint, or a fresh start (with an
-    empty resume folder, so that ModelCheckpoint finds no stale best.ckpt to version as best-v1.ckpt)."""
-    check_output_path(layout.resume, "the resume folder", guarded_folders(cfg, layout))
-    last = checkpoint_path(cfg.callbacks, layout.resume, LAST_CHECKPOINT) if LAST_CHECKPOINT in cfg.callbacks else None
-    point = resume_point(last, fingerprint, list(cfg.checkpoint.allowed_targets)) if last else ResumePoint(None, f"callbacks.{LAST_CHECKPOINT} is not configured")
-    if point.checkpoint is None:
-        start_fresh(cfg, layout, point.reason)
-    elif rank_zero_only.rank == 0:
-        log.info("resuming the interrupted run after epoch %d from %s", point.epochs_done, point.checkpoint)
-    return point
-
-
-@rank_zero_only
-def start_fresh(cfg: DictConfig, layout: Layout, reason: str) -> None:
-    """Rank zero only: under DDP the other ranks start later, while rank zero already trains."""
-    log.info("starting fresh: %s", reason)
-    replace_folder(layout.resume, "the resume folder", guarded_folders(cfg, layout))
-
-
-def publish_checkpoints(cfg: DictConfig, layout: Layout) -> None:
-    """The finished run's checkpoints into layout.checkpoints (built aside, swapped in
-    whole), then the resume folder removed: the next run starts fresh."""
-    folders = guarded_folders(cfg, layout)
-    published = folders.pop("the checkpoints")
-    with staged_folder(published, "the checkpoints", {**folders, "the resume folder": layout.resume}) as staging:
-        for checkpoint in sorted(layout.resume.glob("*.ckpt")):
-            shutil.copy2(checkpoint, staging / checkpoint.name)
-    shutil.rmtree(layout.resume)
-
-
 def checkpoint_callbacks(callbacks: DictConfig, folder: Path) -> dict[str, L.Callback]:
     """cfg.callbacks instantiated, every ModelCheckpoint writing into `folder`."""
     return {
@@ -147,22 +104,18 @@ def checkpoint_callbacks(callbacks: DictConfig, folder: Path) -> dict[str, L.Cal
     }
 
 
-def fit(cfg: DictConfig, layout: Layout) -> dict:
-    """Fit, keep the best (lowest val/file_loss) and last checkpoints, return a summary:
-    epochs, parameter count and the validation metrics of the best checkpoint.
+def fit(cfg: DictConfig, layout: Layout, module: SpiraLitModule, start: ResumePoint, fingerprint: dict[str, str], loggers: list) -> dict:
+    """Fit `module` (from build_module, made after the run's seed_everything), keep the best (lowest
+    val/file_loss) and last checkpoints, return a summary: epochs, parameter count and the
+    validation metrics of the best checkpoint.
 
-    It reads the prepared data and features of `layout`. Checkpoints are written to
-    layout.resume while training, and the run resumes from the last one there when it
-    belongs to the same params, data and code (spira.training.resume); when training
-    ends they are published to layout.checkpoints. Ctrl-C raises TrainingInterrupted.
+    It reads the prepared data and features of `layout` and writes checkpoints to layout.resume,
+    resuming from `start` (the run machinery of spira.pipeline.training_run decides it, and
+    publishes the checkpoints when training ends). Ctrl-C raises TrainingInterrupted.
 
     Under DDP every rank fits; only global rank zero validates the best
     checkpoint and returns the summary (the other ranks return an empty dict).
     """
-    L.seed_everything(int(cfg.seed), workers=True)
-    module = build_module(cfg, layout.features)
-    fingerprint = run_fingerprint(cfg, [layout.prepared, layout.features])
-    start = find_resume_point(cfg, layout, fingerprint)
     spec = window_spec(cfg.features)
     prepared_dir = layout.prepared
     augmenter = build_augmenter(cfg.augment, prepared_dir, spec.sample_rate)
@@ -180,7 +133,6 @@ def fit(cfg: DictConfig, layout: Layout) -> dict:
     )
     # Every ModelCheckpoint writes into the resume folder while training.
     callbacks = checkpoint_callbacks(cfg.callbacks, layout.resume)
-    loggers = instantiate_loggers(cfg, wandb_run_id=start.wandb_run_id)
     # Lightning's progress bar on a terminal; in logs (DVC, CI) one line per epoch.
     progress_bar = bool(cfg.trainer.enable_progress_bar) and sys.stderr.isatty()
     epoch_lines = [EpochLines()] if cfg.trainer.enable_progress_bar and not progress_bar else []
@@ -211,6 +163,5 @@ def fit(cfg: DictConfig, layout: Layout) -> dict:
         if isinstance(logger, WandbLogger):
             model_size = {"model/parameters": summary["parameters"], "model/checkpoint_bytes": Path(checkpoint.best_model_path).stat().st_size}
             logger.experiment.summary.update(model_size)
-    publish_checkpoints(cfg, layout)
     return summary
 

@@ -1,0 +1,75 @@
+"""The run machinery around a fit: the resume folder, resuming an interrupted run, the loggers,
+and publishing the finished run's checkpoints. spira.training.fit is the fit itself."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from spira.layout import Layout
+from spira.safety import check_output_path, replace_folder, staged_folder
+from spira.tracking import instantiate_loggers
+from spira.training.fit import LAST_CHECKPOINT, build_module, checkpoint_path, fit
+from spira.training.resume import ResumePoint, resume_point, run_fingerprint
+
+log = logging.getLogger(__name__)
+
+
+def fit_run(cfg: DictConfig, layout: Layout) -> dict:
+    """Fit cfg.model in `layout`: checkpoints are written to layout.resume while training, and the
+    run resumes from the last one there when it belongs to the same params, data and code
+    (spira.training.resume); when training ends they are published to layout.checkpoints.
+
+    Returns the training summary (empty on DDP ranks other than zero)."""
+    L.seed_everything(int(cfg.seed), workers=True)
+    # Made right after the seed: the initial weights depend on nothing else.
+    module = build_module(cfg, layout.features)
+    fingerprint = run_fingerprint(cfg, [layout.prepared, layout.features])
+    start = find_resume_point(cfg, layout, fingerprint)
+    loggers = instantiate_loggers(cfg, wandb_run_id=start.wandb_run_id)
+    summary = fit(cfg, layout, module, start, fingerprint, loggers)
+    if summary:
+        publish_checkpoints(cfg, layout)
+    return summary
+
+
+def guarded_folders(cfg: DictConfig, layout: Layout) -> dict[str, Path]:
+    """The folders the run reads or publishes to: none may overlap the resume folder."""
+    inputs = {key: Path(OmegaConf.select(cfg, key)) for key in ("data.root", "data.noise_root") if OmegaConf.select(cfg, key) is not None}
+    return {**inputs, "the prepared data": layout.prepared, "the features": layout.features, "the checkpoints": layout.checkpoints}
+
+
+def find_resume_point(cfg: DictConfig, layout: Layout, fingerprint: dict[str, str]) -> ResumePoint:
+    """The last checkpoint of an interrupted run of the same fingerprint, or a fresh start (with an
+    empty resume folder, so that ModelCheckpoint finds no stale best.ckpt to version as best-v1.ckpt)."""
+    check_output_path(layout.resume, "the resume folder", guarded_folders(cfg, layout))
+    last = checkpoint_path(cfg.callbacks, layout.resume, LAST_CHECKPOINT) if LAST_CHECKPOINT in cfg.callbacks else None
+    point = resume_point(last, fingerprint, list(cfg.checkpoint.allowed_targets)) if last else ResumePoint(None, f"callbacks.{LAST_CHECKPOINT} is not configured")
+    if point.checkpoint is None:
+        start_fresh(cfg, layout, point.reason)
+    elif rank_zero_only.rank == 0:
+        log.info("resuming the interrupted run after epoch %d from %s", point.epochs_done, point.checkpoint)
+    return point
+
+
+@rank_zero_only
+def start_fresh(cfg: DictConfig, layout: Layout, reason: str) -> None:
+    """Rank zero only: under DDP the other ranks start later, while rank zero already trains."""
+    log.info("starting fresh: %s", reason)
+    replace_folder(layout.resume, "the resume folder", guarded_folders(cfg, layout))
+
+
+def publish_checkpoints(cfg: DictConfig, layout: Layout) -> None:
+    """The finished run's checkpoints into layout.checkpoints (built aside, swapped in
+    whole), then the resume folder removed: the next run starts fresh."""
+    folders = guarded_folders(cfg, layout)
+    published = folders.pop("the checkpoints")
+    with staged_folder(published, "the checkpoints", {**folders, "the resume folder": layout.resume}) as staging:
+        for checkpoint in sorted(layout.resume.glob("*.ckpt")):
+            shutil.copy2(checkpoint, staging / checkpoint.name)
+    shutil.rmtree(layout.resume)
