@@ -22,7 +22,12 @@ def installed(tmp_path_factory) -> Path:
     """A scratch venv holding the built wheel of spira; its other dependencies come from the running venv."""
     root = tmp_path_factory.mktemp("install")
     wheels = root / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(REPO_ROOT)], check=True)
+    # Built from a copy: setuptools writes build/ and an egg-info into the tree it builds.
+    source = root / "source"
+    shutil.copytree(REPO_ROOT / "src", source / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO_ROOT / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(source)], check=True)
     (wheel,) = wheels.glob("spira*.whl")
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)

@@ -1,1 +1,0 @@
-"""SPIRA continuous-training pipeline: respiratory-insufficiency detection from voice."""

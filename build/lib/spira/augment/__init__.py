@@ -1,1 +1,0 @@
-"""On-the-fly waveform augmentation: SPIRA's ward-noise insertion and audiomentations."""

@@ -1,1 +1,0 @@
-"""The model registry on git (GTO tags) and the promotion gate's rules and statistics."""
