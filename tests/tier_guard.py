@@ -5,7 +5,7 @@ Runs the pipeline:
 - starts `dvc repro`, `dvc exp run` or `dvc queue start` (whatever their outcome: DVC
   ran or checked stages);
 - runs a stage or the training command to completion in a child process
-  (`python -m spira.stages.<stage>`, `spira train`, exit status 0; a stage that refuses its
+  (`python -m spira.stages.<stage>`, `python -m spira.experiment`, exit status 0; a stage that refuses its
   input at once is a fast test of the refusal);
 - uses a fixture that does one of these (`smoke_pipeline`, `tiny_repo`) or builds a
   pipeline repository (`conftest.make_pipeline_repo`).
@@ -28,10 +28,9 @@ PIPELINE_FIXTURES = frozenset({"smoke_pipeline", "tiny_repo"})
 PIPELINE_COMMANDS = {
     "dvc": (("repro",), ("exp", "run"), ("queue", "start")),
 }
-# Modules (`python -m ...`) and `spira` subcommands that run a stage or train when they exit 0.
+# Modules (`python -m ...`) that run a stage or train when they exit 0.
 STAGE_MODULE_PREFIX = "spira.stages."
 TRAINING_MODULES = frozenset({"spira.experiment"})
-TRAINING_SUBCOMMANDS = frozenset({"train"})
 # The Lightning packages whose Trainer.fit counts as training (the project imports `lightning`).
 LIGHTNING_TRAINER_MODULES = ("lightning.pytorch", "pytorch_lightning")
 
@@ -75,8 +74,6 @@ def stage_command(args) -> str | None:
     for start, word in enumerate(words):
         following = words[start + 1] if start + 1 < len(words) else ""
         if word == "-m" and (following.startswith(STAGE_MODULE_PREFIX) or following in TRAINING_MODULES):
-            return " ".join(words)
-        if Path(word).name == "spira" and following in TRAINING_SUBCOMMANDS:
             return " ".join(words)
     return None
 
