@@ -43,6 +43,8 @@ from spira.config import compose_config
 from spira.data.manifest import read_prepared_manifest
 from spira.features.windows import cut_windows, window_spec
 from spira.features.store import load_split
+from spira.pipeline.augment import augment_settings, ward_noise_settings
+from spira.pipeline.training_run import fit_settings
 from spira.training.data import AugmentedWaveformWindows
 from spira.training.fit import build_module
 from results_file import default_output, recorded
@@ -58,7 +60,7 @@ class SpiraStyleFiles(Dataset):
         self.files = manifest[manifest["split"] == "train"].reset_index(drop=True)
         self.prepared = prepared
         self.spec = window_spec(cfg.features)
-        self.noise = ward_noise_inserter(cfg.augment.ward_noise, load_noise_clips(prepared, "train"))
+        self.noise = ward_noise_inserter(ward_noise_settings(cfg.augment.ward_noise), load_noise_clips(prepared, "train"))
         melkwargs = {key: int(cfg.features[key]) for key in ("n_fft", "win_length", "hop_length", "n_mels")}
         self.mfcc = T.MFCC(sample_rate=self.spec.sample_rate, n_mfcc=int(cfg.features.n_mfcc), log_mels=False, melkwargs=melkwargs)
 
@@ -105,8 +107,8 @@ def data_path_rates(cfg, prepared: Path, features: Path, workers: int, batches: 
         windows += batch.to(device).shape[0]
     synchronize(device)
     baseline = windows / (time.perf_counter() - started)
-    module = build_module(cfg, features).to(device)
-    noise = build_batch_noise(cfg.augment, load_noise_clips(prepared, "train"), window_spec(cfg.features).window_samples)
+    module = build_module(fit_settings(cfg), features).to(device)
+    noise = build_batch_noise(augment_settings(cfg.augment), load_noise_clips(prepared, "train"), window_spec(cfg.features).window_samples)
     loader = pipeline_loader(cfg, prepared, features, workers)
     started, windows = time.perf_counter(), 0
     for number, (batch, *_) in enumerate(loader):
@@ -128,7 +130,7 @@ def data_path_rates(cfg, prepared: Path, features: Path, workers: int, batches: 
 def baseline_epoch_rate(cfg, prepared: Path, features: Path, workers: int, batches: int, device: torch.device) -> float:
     torch.manual_seed(0)
     # SPIRA's model as SPIRA ran it: activations in the default memory layout.
-    module = build_module(OmegaConf.merge(cfg, {"model": {"channels_last": False}}), features).to(device).train()
+    module = build_module(fit_settings(OmegaConf.merge(cfg, {"model": {"channels_last": False}})), features).to(device).train()
     optimizer = torch.optim.Adam(module.parameters(), lr=float(cfg.train.optimizer.lr), weight_decay=float(cfg.train.optimizer.weight_decay))
     started, windows = time.perf_counter(), 0
     for number, (batch_features, labels) in enumerate(baseline_loader(cfg, prepared, workers)):
@@ -161,8 +163,8 @@ class _Windows(L.Callback):
 
 def pipeline_epoch_rate(cfg, prepared: Path, features: Path, workers: int, batches: int, device: torch.device) -> float:
     L.seed_everything(0, workers=True)
-    module = build_module(cfg, features)
-    module.batch_noise = build_batch_noise(cfg.augment, load_noise_clips(prepared, "train"), window_spec(cfg.features).window_samples)
+    module = build_module(fit_settings(cfg), features)
+    module.batch_noise = build_batch_noise(augment_settings(cfg.augment), load_noise_clips(prepared, "train"), window_spec(cfg.features).window_samples)
     counter = _Windows()
     trainer = L.Trainer(
         accelerator=cfg.trainer.accelerator, devices=1, precision=cfg.trainer.precision, max_epochs=1, limit_train_batches=batches,

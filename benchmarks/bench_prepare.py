@@ -25,6 +25,7 @@ import soundfile as sf
 
 from spira.config import compose_config
 from spira.data.prepare import prepare_dataset
+from spira.pipeline.data import prepare_settings
 from results_file import default_output, recorded
 
 RATES = (16000, 22050, 44100, 48000)
@@ -83,7 +84,7 @@ def main() -> None:
                 ]
             ).data
             started = time.perf_counter()
-            prepared = prepare_dataset(data, work / "prepared", work / "quarantine")
+            prepared = prepare_dataset(prepare_settings(data), work / "prepared", work / "quarantine")
             elapsed = time.perf_counter() - started
         finally:
             shutil.rmtree(work, ignore_errors=True)

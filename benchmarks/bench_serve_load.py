@@ -4,7 +4,8 @@
     python benchmarks/bench_serve_load.py --requests 96 --concurrency 1 4 16 --json load.json
 
 It starts `spira serve --max-queue Q` (Q: the highest concurrency) with a TMPDIR of its
-own and warms it up with Q uploads at concurrency Q. Then, for each concurrency, exactly
+own and warms it up with 2 x Q uploads from 2 x Q clients, the most the run will use (every server
+thread and allocator arena the run touches exists before memory is first read). Then, for each concurrency, exactly
 --requests uploads of one recording (bench_predict's 10 s 48 kHz mono WAV) go out from
 that many client threads, one keep-alive connection each, and it reports throughput,
 p50/p95 latency, errors (answers other than 200), dropped (requests without an answer:
@@ -141,7 +142,8 @@ def run_load(model: str, concurrency: list[int], requests: int, timeout: float, 
         tmp.mkdir()
         server, base = start_server(model, queue, tmp)
         try:
-            warm_up = run_level(base, upload, queue, queue, timeout, server.pid)
+            # At the overload's concurrency: memory read after it grows only if requests leave something behind.
+            warm_up = run_level(base, upload, 2 * queue, 2 * queue, timeout, server.pid)
             levels = [run_level(base, upload, clients, requests, timeout, server.pid) for clients in concurrency]
             overload = run_level(base, upload, 2 * queue, 4 * queue, timeout, server.pid)
         finally:

@@ -22,6 +22,8 @@ from spira.augment.pipeline import build_augmenter, build_batch_noise, load_nois
 from spira.config import compose_config
 from spira.features.windows import window_spec
 from spira.layout import PIPELINE
+from spira.pipeline.augment import augment_settings
+from spira.pipeline.training_run import fit_settings
 from spira.training.data import FeatureDataModule
 from spira.training.fit import build_module
 from results_file import default_output, recorded
@@ -52,9 +54,9 @@ def measure(augment: str, workers: int, batches: int, overrides: list[str]) -> f
     L.seed_everything(int(cfg.seed), workers=True)
     spec = window_spec(cfg.features)
     prepared_dir = PIPELINE.prepared
-    augmenter = build_augmenter(cfg.augment, prepared_dir, spec.sample_rate)
-    module = build_module(cfg, PIPELINE.features)
-    module.batch_noise = build_batch_noise(cfg.augment, load_noise_clips(prepared_dir, "train"), spec.window_samples)
+    augmenter = build_augmenter(augment_settings(cfg.augment), prepared_dir, spec.sample_rate)
+    module = build_module(fit_settings(cfg), PIPELINE.features)
+    module.batch_noise = build_batch_noise(augment_settings(cfg.augment), load_noise_clips(prepared_dir, "train"), spec.window_samples)
     datamodule = FeatureDataModule(
         PIPELINE.features, int(cfg.train.batch_size), workers, augmenter, prepared_dir, spec, audio_windows=module.batch_noise is not None
     )

@@ -97,24 +97,9 @@ def test_modules_stay_small():
 # The typed-settings rule: a domain package takes typed settings (frozen dataclasses the
 # orchestration builds from the config, e.g. pipeline.gate.gate_settings -> GateSettings)
 # and plain values, never the config. hydra.utils.instantiate of a plain `_target_` dict
-# is allowed (a model, an augmentation). The modules below still take config nodes: the
-# rule holds for every other module, a new offender fails, and a converted module must
-# leave the list (the test fails on a listed module that no longer offends).
+# is allowed (a model, an augmentation, the trainer).
 DOMAIN_PACKAGES = ("data", "features", "augment", "training", "demo", "models", "audit", "evaluation", "registry", "serving")
 CONFIG_TYPES = {"DictConfig", "ListConfig"}
-STILL_TAKING_CONFIG = {
-    "spira.augment.pipeline",
-    "spira.data.prepare",
-    "spira.data.privacy",
-    "spira.data.quarantine",
-    "spira.data.rows",
-    "spira.data.rules",
-    "spira.features.featurize",
-    "spira.training.fit",
-    "spira.training.resume",
-}
-
-
 def annotation_names(annotation: ast.expr) -> set[str]:
     """The names an annotation mentions, also inside a string annotation ('DictConfig | None')."""
     names = set()
@@ -158,10 +143,7 @@ def domain_modules_using_the_config() -> dict[str, list[str]]:
 
 def test_domain_packages_take_typed_settings_not_the_config():
     offenders = domain_modules_using_the_config()
-    new = {module: uses for module, uses in offenders.items() if module not in STILL_TAKING_CONFIG}
-    assert not new, f"domain modules taking the config (build typed settings in spira.pipeline instead): {new}"
-    converted = STILL_TAKING_CONFIG - set(offenders)
-    assert not converted, f"no longer take the config, remove them from STILL_TAKING_CONFIG: {sorted(converted)}"
+    assert offenders == {}, f"domain modules taking the config (build typed settings in spira.pipeline instead): {offenders}"
 
 
 def test_the_settings_rule_catches_each_way_of_taking_the_config():

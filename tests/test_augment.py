@@ -18,6 +18,8 @@ from spira.config import compose_config
 from spira.features.featurize import featurize
 from spira.features.windows import window_spec
 from spira.features.store import load_split
+from spira.pipeline.augment import augment_settings
+from spira.pipeline.features import featurize_settings
 from spira.training.data import AugmentedWaveformWindows
 
 MIN_AMP, MAX_AMP = 0.033474047, 0.19233719
@@ -97,8 +99,8 @@ def prepared(tmp_path: Path) -> Path:
 
 def _stream(cfg, prepared: Path, features: Path, seed: int, epochs: int = 2) -> list[torch.Tensor]:
     spec = window_spec(cfg.features)
-    augmenter = build_augmenter(cfg.augment, prepared, spec.sample_rate)
-    noise = build_batch_noise(cfg.augment, load_noise_clips(prepared, "train"), spec.window_samples)
+    augmenter = build_augmenter(augment_settings(cfg.augment), prepared, spec.sample_rate)
+    noise = build_batch_noise(augment_settings(cfg.augment), load_noise_clips(prepared, "train"), spec.window_samples)
     _, index = load_split(features, "train")
     dataset = AugmentedWaveformWindows(index, prepared, spec, augmenter)
     L.seed_everything(seed, workers=True)
@@ -110,7 +112,7 @@ def _stream(cfg, prepared: Path, features: Path, seed: int, epochs: int = 2) -> 
 
 def test_augmented_stream_is_reproducible_under_a_seed_and_new_each_epoch(prepared: Path, tmp_path: Path):
     cfg, features = compose_config(), tmp_path / "features"
-    featurize(cfg.features, prepared, features, cfg.noisy_test, {})
+    featurize(featurize_settings(cfg), prepared, features, {})
     first, again, other = _stream(cfg, prepared, features, 7), _stream(cfg, prepared, features, 7), _stream(cfg, prepared, features, 8)
     flat = [batch for epoch in first for batch in epoch]
     assert all(torch.equal(a, b) for a, b in zip(flat, [batch for epoch in again for batch in epoch]))
@@ -122,14 +124,14 @@ def test_augmented_stream_is_reproducible_under_a_seed_and_new_each_epoch(prepar
 
 def test_noisy_test_set_adds_one_clip_to_controls_only_and_is_fixed(prepared: Path, tmp_path: Path):
     cfg = compose_config()
-    featurize(cfg.features, prepared, tmp_path / "features", cfg.noisy_test, {})
+    featurize(featurize_settings(cfg), prepared, tmp_path / "features", {})
     clean = np.load(tmp_path / "features/test.npy")
     noisy = np.load(tmp_path / "features/test_noisy.npy")
     index = pd.read_csv(tmp_path / "features/test_noisy_index.csv")
     patients, controls = (index["label"] == 1).to_numpy(), (index["label"] == 0).to_numpy()
     assert np.array_equal(clean[patients], noisy[patients])
     assert not np.allclose(clean[controls], noisy[controls])
-    featurize(cfg.features, prepared, tmp_path / "again", cfg.noisy_test, {})
+    featurize(featurize_settings(cfg), prepared, tmp_path / "again", {})
     assert np.array_equal(np.load(tmp_path / "again/test_noisy.npy"), noisy)
 
 
@@ -140,16 +142,16 @@ def test_audiomentations_background_noise_draws_train_noise_only(prepared: Path)
         manifest.loc[len(manifest)] = [f"{split}{number}", f"noise/{split}{number}.wav", 16000]
     manifest.assign(split=["train", "train", "val", "test", "train"]).to_csv(prepared / "noise_manifest.csv", index=False)
     cfg = compose_config(["augment=spira_noise_audiomentations", "augment.ward_noise.probability=1.0"])
-    compose = with_training_noise(cfg.augment.audiomentations, prepared)
-    assert compose.transforms[0]["_target_"] == "audiomentations.AddBackgroundNoise"
+    compose = with_training_noise(augment_settings(cfg.augment).audiomentations, prepared)
+    assert compose["transforms"][0]["_target_"] == "audiomentations.AddBackgroundNoise"
     assert "sounds_path" not in cfg.augment.audiomentations.transforms[0]
-    assert [Path(path) for path in compose.transforms[0]["sounds_path"]] == [prepared / "noise/n0.wav", prepared / "noise/n1.wav", prepared / "noise/train2.wav"]
+    assert [Path(path) for path in compose["transforms"][0]["sounds_path"]] == [prepared / "noise/n0.wav", prepared / "noise/n1.wav", prepared / "noise/train2.wav"]
 
 
 def test_audiomentations_background_noise_mixes_in_the_prepared_noise(prepared: Path):
     # Ward noise on every window: on silence, the SNR-relative transforms add nothing.
     cfg = compose_config(["augment=spira_noise_audiomentations", "augment.ward_noise.probability=1.0"])
-    augmenter = build_augmenter(cfg.augment, prepared, 16000)
+    augmenter = build_augmenter(augment_settings(cfg.augment), prepared, 16000)
     silent = np.zeros(16000, np.float32)
     np.random.seed(0)
     out = augmenter(silent, 1, np.random.default_rng(0))
@@ -157,4 +159,4 @@ def test_audiomentations_background_noise_mixes_in_the_prepared_noise(prepared: 
 
 
 def test_augment_none_builds_no_augmenter(prepared: Path):
-    assert build_augmenter(compose_config(["augment=none"]).augment, prepared, 16000) is None
+    assert build_augmenter(augment_settings(compose_config(["augment=none"]).augment), prepared, 16000) is None

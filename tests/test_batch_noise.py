@@ -13,6 +13,7 @@ from spira.augment.noise import BatchWardNoise, WardNoiseInserter
 from spira.augment.pipeline import build_augmenter, build_batch_noise
 from spira.config import compose_config
 from spira.features.windows import cut_windows, window_spec
+from spira.pipeline.augment import augment_settings
 from spira.training.data import AugmentedWaveformWindows
 from test_augment import prepared  # noqa: F401  (the prepared-data fixture)
 
@@ -98,11 +99,11 @@ def test_same_seed_same_noise_other_seed_other_noise():
 
 def test_ward_noise_alone_runs_per_batch_with_audiomentations_per_window(prepared: Path):
     clips = [np.ones(16000, np.float32)]
-    assert build_augmenter(compose_config().augment, prepared, 16000) is None
-    assert isinstance(build_batch_noise(compose_config().augment, clips, 64000), BatchWardNoise)
-    both = compose_config(["augment=spira_noise_audiomentations"]).augment
+    assert build_augmenter(augment_settings(compose_config().augment), prepared, 16000) is None
+    assert isinstance(build_batch_noise(augment_settings(compose_config().augment), clips, 64000), BatchWardNoise)
+    both = augment_settings(compose_config(["augment=spira_noise_audiomentations"]).augment)
     assert build_batch_noise(both, clips, 64000) is None and build_augmenter(both, prepared, 16000) is not None
-    assert build_batch_noise(compose_config(["augment=none"]).augment, clips, 64000) is None
+    assert build_batch_noise(augment_settings(compose_config(["augment=none"]).augment), clips, 64000) is None
 
 
 def test_audio_windows_are_the_featurized_windows_sliced_from_memory(prepared: Path):

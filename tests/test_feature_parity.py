@@ -19,6 +19,7 @@ from spira.features.featurize import featurize
 from spira.features.mfcc import build_extractor
 from spira.features.windows import cut_windows, window_spec
 from spira.parallel import ordered_map
+from spira.pipeline.features import featurize_settings
 from test_augment import prepared  # noqa: F401  (the prepared-data fixture)
 
 # Bound stated in docs/performance.md ("Features once per file"): per-file vs per-window MFCC.
@@ -102,7 +103,7 @@ def test_featurize_bytes_do_not_depend_on_the_worker_count(prepared: Path, tmp_p
     outputs = {}
     for workers in (0, 2):
         cfg = compose_config([f"features.num_workers={workers}"])
-        featurize(cfg.features, prepared, tmp_path / str(workers), cfg.noisy_test, {})
+        featurize(featurize_settings(cfg), prepared, tmp_path / str(workers), {})
         outputs[workers] = {path.name: path.read_bytes() for path in sorted((tmp_path / str(workers)).iterdir())}
     assert set(outputs[0]) >= {"train.npy", "val.npy", "test.npy", "test_noisy.npy", "normalization.json"}
     assert outputs[0] == outputs[2]

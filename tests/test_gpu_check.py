@@ -11,6 +11,8 @@ import pytest
 from conftest import REPO_ROOT
 from spira.config import compose_config
 from spira.features.featurize import featurize
+from spira.pipeline.features import featurize_settings
+from spira.pipeline.training_run import fit_settings
 from spira.training.fit import build_module
 from test_augment import prepared  # noqa: F401  (the prepared-data fixture)
 
@@ -62,8 +64,8 @@ def test_predictions_are_compared_per_file_with_the_cpu(prepared: Path, tmp_path
     compare_predictions = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(compare_predictions)
     cfg = compose_config()
-    featurize(cfg.features, prepared, tmp_path / "features", cfg.noisy_test, {})
-    module = build_module(cfg, tmp_path / "features")
+    featurize(featurize_settings(cfg), prepared, tmp_path / "features", {})
+    module = build_module(fit_settings(cfg), tmp_path / "features")
     same = compare_predictions.compare(module, tmp_path / "features", "cpu", "32-true")
     assert same == {"test": 0.0, "test_noisy": 0.0}
     # bf16 autocast (on the CPU here, on the GPU in gpu_check.sh): close, not equal.

@@ -17,6 +17,7 @@ import soundfile as sf
 from spira.config import compose_config
 from spira.data import prepare as prepare_module
 from spira.data.prepare import prepare_dataset
+from spira.pipeline.data import prepare_settings
 from spira.data.privacy import salted_id
 from spira.data.quarantine import QUARANTINE_FILE, QUARANTINE_SUMMARY_FILE, format_report_table
 from spira.data.rows import PrepareError
@@ -166,7 +167,7 @@ def corpus(tmp_path_factory) -> Path:
 def prepared(corpus: Path):
     os.environ["SPIRA_SALT"] = SALT
     try:
-        result = prepare_dataset(corpus_config(corpus), corpus / "prepared", corpus / "quarantine")
+        result = prepare_dataset(prepare_settings(corpus_config(corpus)), corpus / "prepared", corpus / "quarantine")
     finally:
         del os.environ["SPIRA_SALT"]
     report = pd.read_csv(corpus / "quarantine" / QUARANTINE_FILE, keep_default_na=False)
@@ -253,7 +254,7 @@ def test_summary_table_counts_reasons(prepared):
 def test_too_much_quarantined_fails_after_writing_the_reports_with_the_cause(corpus: Path, tmp_path: Path):
     data = corpus_config(corpus, "data.max_quarantine_fraction=0.2")
     with pytest.raises(PrepareError, match=r"23 of 37 rows quarantined \(62\.2%\), more than data.max_quarantine_fraction=0.2"):
-        prepare_dataset(data, tmp_path / "prepared", tmp_path / "quarantine")
+        prepare_dataset(prepare_settings(data), tmp_path / "prepared", tmp_path / "quarantine")
     summary = json.loads((tmp_path / "quarantine" / QUARANTINE_SUMMARY_FILE).read_text())
     assert summary["passed"] is False and "max_quarantine_fraction" in summary["failures"][0]
     assert len(pd.read_csv(tmp_path / "quarantine" / QUARANTINE_FILE)) > 20
@@ -262,7 +263,7 @@ def test_too_much_quarantined_fails_after_writing_the_reports_with_the_cause(cor
 def test_leak_between_given_splits_fails_by_default(corpus: Path, tmp_path: Path):
     data = corpus_config(corpus, "data.split.on_leak=fail")
     with pytest.raises(PrepareError, match=r"leakage between the given splits: 1 file\(s\) with audio identical .* 1 file\(s\) of speakers"):
-        prepare_dataset(data, tmp_path / "p", tmp_path / "q")
+        prepare_dataset(prepare_settings(data), tmp_path / "p", tmp_path / "q")
 
 
 def test_a_split_without_a_class_fails_and_says_which(tmp_path: Path):
@@ -275,7 +276,7 @@ def test_a_split_without_a_class_fails_and_says_which(tmp_path: Path):
     (dataset / "manifest.csv").write_text("file,label,speaker,split\n" + "\n".join(rows[1:]) + "\n")
     data = compose_config(["data=manifest", f"data.root={dataset}", "data.split.strategy=given"]).data
     with pytest.raises(PrepareError, match="split 'test' has no patient files"):
-        prepare_dataset(data, tmp_path / "p", tmp_path / "q")
+        prepare_dataset(prepare_settings(data), tmp_path / "p", tmp_path / "q")
 
 
 def test_without_speaker_ids_every_file_is_its_own_speaker_and_the_run_says_so(tmp_path: Path, caplog):
@@ -289,7 +290,7 @@ def test_without_speaker_ids_every_file_is_its_own_speaker_and_the_run_says_so(t
     # data.split.seed=27: the hash split that gives these 12 speakers both classes in every split.
     data = compose_config(["data=manifest", f"data.root={dataset}", "data.manifests.all=recordings.tsv", "data.split.seed=27"]).data
     with caplog.at_level(logging.WARNING):
-        result = prepare_dataset(data, tmp_path / "p", tmp_path / "q")
+        result = prepare_dataset(prepare_settings(data), tmp_path / "p", tmp_path / "q")
     assert "NO SPEAKER IDS" in caplog.text
     assert result.report["speaker_ids_given"] is False
     assert "every file counts as its own speaker" in format_report_table(result.report)
@@ -313,7 +314,7 @@ def test_parallel_workers_give_byte_identical_outputs(tmp_path: Path, monkeypatc
         out = tmp_path / f"w{workers}"
         # seed 27: both classes in every split
         data = compose_config(["data=manifest", f"data.root={dataset}", f"data.num_workers={workers}", "data.split.seed=27"]).data
-        prepare_dataset(data, out / "p", out / "q")
+        prepare_dataset(prepare_settings(data), out / "p", out / "q")
         outputs[workers] = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
     assert len(outputs[0]) == 12 + 5
     assert outputs[0] == outputs[2]

@@ -8,6 +8,7 @@ import pytest
 
 from spira.config import compose_config
 from spira.data.prepare import prepare_dataset
+from spira.pipeline.data import prepare_settings, salt_settings
 from spira.data.privacy import MissingSaltError, resolve_salt
 from spira.tracking import private_config
 from conftest import REPO_ROOT, run
@@ -68,10 +69,10 @@ def test_real_data_without_a_salt_from_the_environment_is_refused_before_anythin
     (tmp_path / "recordings").mkdir()
     data = compose_config(["data=manifest", f"data.root={tmp_path / 'recordings'}"]).data
     with pytest.raises(MissingSaltError, match=r"export SPIRA_SALT=.*\n.*-S data.public_dataset=true"):
-        prepare_dataset(data, tmp_path / "prepared", tmp_path / "quarantine")
+        prepare_dataset(prepare_settings(data), tmp_path / "prepared", tmp_path / "quarantine")
     assert not (tmp_path / "prepared").exists()
     # The SPIRA layout is a real cohort: refused the same way; the synthetic demo cohort runs on the config's salt.
     with pytest.raises(MissingSaltError, match="data=spira"):
-        resolve_salt(compose_config(["data=spira"]).data)
+        resolve_salt(salt_settings(compose_config(["data=spira"]).data))
     demo = compose_config().data
-    assert resolve_salt(demo)[0] == demo.speaker_id_salt
+    assert resolve_salt(salt_settings(demo))[0] == demo.speaker_id_salt

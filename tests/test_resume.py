@@ -187,7 +187,7 @@ def resume_config(tmp_path: Path) -> tuple[DictConfig, Layout]:
 
 
 def fingerprint(cfg: DictConfig, layout: Layout) -> dict[str, str]:
-    return run_fingerprint(cfg, [layout.prepared, layout.features])
+    return run_fingerprint(OmegaConf.to_container(cfg, resolve=True), [layout.prepared, layout.features])
 
 
 def save_last_checkpoint(layout: Layout, fingerprint: dict[str, str]) -> Path:

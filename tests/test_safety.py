@@ -9,7 +9,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import run
+from spira.config import compose_config
 from spira.data.prepare import prepare_dataset
+from spira.pipeline.data import prepare_settings
 from spira.safety import UnsafeOutputError, check_output_path, replace_folder
 
 
@@ -50,11 +52,11 @@ def test_the_noise_root_is_protected_too(tmp_path, monkeypatch):
 
 
 def test_prepare_refuses_an_output_folder_holding_the_recordings(tmp_path, monkeypatch):
+    data = compose_config(["data.root=data/prepared", "data.noise_root=data/prepared"]).data
     monkeypatch.chdir(tmp_path)
     root = recordings(tmp_path / "data" / "prepared")
-    data = OmegaConf.create({"name": "demo", "public_dataset": True, "speaker_id_salt": "spira-demo", "root": "data/prepared", "noise_root": "data/prepared"})
     with pytest.raises(UnsafeOutputError, match=r"the prepared data \(data/prepared\): it overlaps data.root"):
-        prepare_dataset(data, Path("data/prepared"), Path("data/quarantine"))
+        prepare_dataset(prepare_settings(data), Path("data/prepared"), Path("data/quarantine"))
     assert (root / "audio" / "rec_0001.wav").is_file()
 
 

@@ -25,6 +25,7 @@ from spira.data.privacy import resolve_salt, salted_id
 from spira.data.validate import decode_and_check
 from spira.evaluation.evaluate import predict_windows
 from spira.features.store import load_split
+from spira.pipeline.data import salt_settings
 from spira.pipeline.serving import resolve_model
 from spira.serving.card import metrics_table
 from spira.serving.contract import file_sha256
@@ -43,7 +44,7 @@ def exported_repo(smoke_pipeline: PipelineRun) -> Path:
 def raw_test_files(repo: Path) -> dict[str, Path]:
     """file_id -> the original recording (as the demo cohort wrote it) of every test-split file."""
     params = load_params(repo / "params.yaml")
-    salt, _ = resolve_salt(params.data)
+    salt, _ = resolve_salt(salt_settings(params.data))
     root = repo / params.data.root
     raw = pd.concat(pd.read_csv(root / f"metadata_{name}.csv") for name in ("train", "eval", "test"))
     by_id = {salted_id(path, salt): root / path for path in raw["file_path"]}

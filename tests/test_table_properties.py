@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from spira.config import compose_config
 from spira.data.rows import PrepareError, label_lookup, normalise_token, read_dataset_rows
 from spira.data.tables import DELIMITERS, read_table
+from spira.pipeline.data import prepare_settings
 
 PROPERTY_SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 MANIFEST = "manifest.csv"
@@ -59,7 +60,7 @@ def test_every_row_of_any_manifest_body_becomes_an_entry_accepted_or_quarantined
     path.write_bytes(b"file,label,speaker_id\n" + body)
     try:
         table = read_table(path)
-        entries, manifests, _ = read_dataset_rows(data_config, salt="test")
+        entries, manifests, _ = read_dataset_rows(prepare_settings(data_config), salt="test")
     except (ValueError, PrepareError) as error:
         assert str(path) in str(error)
         return
@@ -108,7 +109,7 @@ def test_any_label_cell_normalises_without_error_and_idempotently(text):
 
 @given(patient=st.lists(st.text(max_size=8), min_size=1, max_size=4), control=st.lists(st.text(max_size=8), min_size=1, max_size=4))
 def test_label_lookup_maps_each_listed_value_or_names_the_overlap(patient, control):
-    labels = OmegaConf.create({"patient": patient, "control": control})
+    labels = {"patient": patient, "control": control}
     overlap = {normalise_token(v) for v in patient} & {normalise_token(v) for v in control}
     if overlap:
         with pytest.raises(PrepareError, match="listed as both patient and control"):

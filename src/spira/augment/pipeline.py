@@ -1,14 +1,20 @@
-"""Build the training-time waveform augmentation from the `augment` config group."""
+"""Build the training-time waveform augmentation from the augment settings.
+
+spira.pipeline.augment turns the `augment` config group (and `noisy_test`) into
+AugmentSettings and WardNoiseSettings; this module builds the augmenters from them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
 
 from spira.errors import UserError
 from spira.augment.noise import BatchWardNoise, WardNoiseInserter
@@ -20,6 +26,25 @@ BACKGROUND_NOISE = "audiomentations.AddBackgroundNoise"
 
 # (window samples, label, rng) -> augmented window samples
 Augmenter = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
+
+
+@dataclass(frozen=True)
+class WardNoiseSettings:
+    """SPIRA's ward-noise insertion: clips per control and per patient, their peak range, the chance a window gets them."""
+
+    num_noise_control: int
+    num_noise_patient: int
+    min_amplitude: float
+    max_amplitude: float
+    probability: float = 1.0
+
+
+@dataclass(frozen=True)
+class AugmentSettings:
+    """The training augmentation: ward noise, an audiomentations pipeline (a `_target_` dict), both or neither."""
+
+    ward_noise: WardNoiseSettings | None = None
+    audiomentations: Mapping[str, Any] | None = None
 
 
 class NoNoiseError(UserError, ValueError):
@@ -54,21 +79,21 @@ def read_noise_clip(path: Path) -> np.ndarray:
     return samples
 
 
-def ward_noise_inserter(config: DictConfig, noise_clips: list[np.ndarray]) -> WardNoiseInserter:
+def ward_noise_inserter(settings: WardNoiseSettings, noise_clips: list[np.ndarray]) -> WardNoiseInserter:
     return WardNoiseInserter(
         noise_clips,
-        num_noise_control=int(config.num_noise_control),
-        num_noise_patient=int(config.num_noise_patient),
-        min_amplitude=float(config.min_amplitude),
-        max_amplitude=float(config.max_amplitude),
-        probability=float(config.get("probability", 1.0)),
+        num_noise_control=settings.num_noise_control,
+        num_noise_patient=settings.num_noise_patient,
+        min_amplitude=settings.min_amplitude,
+        max_amplitude=settings.max_amplitude,
+        probability=settings.probability,
     )
 
 
-def training_noise_clips(augment: DictConfig, prepared_dir: Path) -> list[np.ndarray]:
+def training_noise_clips(augment: AugmentSettings, prepared_dir: Path) -> list[np.ndarray]:
     """The train-split ward-noise recordings the augment option inserts ([] for an option
     without ward noise); NoNoiseError when it needs noise and the prepared data has none."""
-    if not augment.get("ward_noise"):
+    if augment.ward_noise is None:
         return []
     clips = load_noise_clips(prepared_dir, "train")
     if not clips:
@@ -79,15 +104,15 @@ def training_noise_clips(augment: DictConfig, prepared_dir: Path) -> list[np.nda
     return clips
 
 
-def build_augmenter(augment: DictConfig, prepared_dir: Path, sample_rate: int) -> Augmenter | None:
+def build_augmenter(augment: AugmentSettings, prepared_dir: Path, sample_rate: int) -> Augmenter | None:
     """The per-window (numpy, DataLoader worker) augmenter: an audiomentations Compose,
     after ward-noise insertion when the option has both. None when nothing runs per
     window: `augment=none`, or ward noise alone, which `build_batch_noise` inserts batched
     on the training device."""
-    if not augment.get("audiomentations"):
+    if augment.audiomentations is None:
         return None
     steps: list[Augmenter] = []
-    if augment.get("ward_noise"):
+    if augment.ward_noise is not None:
         steps.append(ward_noise_inserter(augment.ward_noise, training_noise_clips(augment, prepared_dir)))
     compose = instantiate(with_training_noise(augment.audiomentations, prepared_dir), _convert_="all")
     # audiomentations draws from numpy's global RNG, which training seeds per
@@ -102,10 +127,10 @@ def build_augmenter(augment: DictConfig, prepared_dir: Path, sample_rate: int) -
     return augment_window
 
 
-def with_training_noise(compose: DictConfig, prepared_dir: Path) -> DictConfig:
+def with_training_noise(compose: Mapping[str, Any], prepared_dir: Path) -> dict[str, Any]:
     """The audiomentations config with every AddBackgroundNoise drawing the train-split ward
     noise (validation and test noise are never heard in training); NoNoiseError without any."""
-    compose = OmegaConf.to_container(compose, resolve=True)
+    compose = copy.deepcopy(dict(compose))
     for transform in compose.get("transforms", []):
         if transform.get("_target_") == BACKGROUND_NOISE and "sounds_path" not in transform:
             files = noise_files(prepared_dir, "train")
@@ -113,12 +138,12 @@ def with_training_noise(compose: DictConfig, prepared_dir: Path) -> DictConfig:
                 raise NoNoiseError(f"{BACKGROUND_NOISE} needs noise recordings, but {prepared_dir / NOISE_MANIFEST_FILE} lists none for training: "
                                    "pass data.noise_root=<folder of ward-noise recordings>, or remove the transform")  # fmt: skip
             transform["sounds_path"] = [str(path) for path in files]
-    return OmegaConf.create(compose)
+    return compose
 
 
-def build_batch_noise(augment: DictConfig, noise_clips: list[np.ndarray], window_samples: int) -> BatchWardNoise | None:
+def build_batch_noise(augment: AugmentSettings, noise_clips: list[np.ndarray], window_samples: int) -> BatchWardNoise | None:
     """Ward-noise insertion on whole batches on the training device, for an option with
     ward noise and no per-window augmenter (with one, noise goes first, per window)."""
-    if not augment.get("ward_noise") or augment.get("audiomentations"):
+    if augment.ward_noise is None or augment.audiomentations is not None:
         return None
     return BatchWardNoise(ward_noise_inserter(augment.ward_noise, noise_clips), window_samples)

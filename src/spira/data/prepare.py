@@ -23,7 +23,6 @@ from functools import partial
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import DictConfig
 from tqdm import tqdm
 
 from spira.data.manifest import (
@@ -36,7 +35,6 @@ from spira.data.manifest import (
     write_summary,
 )
 from spira.data.privacy import resolve_salt
-from spira.safety import check_output_path, staged_folder
 from spira.data.quarantine import QUARANTINE_FILE, check_failures, format_report_table, set_counts, write_quarantine_report
 from spira.data.rows import DATASET, NOISE, Entry, PrepareError, read_dataset_rows, read_noise_rows
 from spira.data.rules import (
@@ -48,9 +46,11 @@ from spira.data.rules import (
     drop_speaker_leaks,
     fill_missing_speaker_ids,
 )
+from spira.data.settings import PrepareSettings
 from spira.data.splits import MIN_NOISE_RECORDINGS, split_noise_recordings
-from spira.data.validate import FileCheck, FileResult, FileTask, check_and_prepare_file, file_check
+from spira.data.validate import FileCheck, FileResult, FileTask, check_and_prepare_file
 from spira.parallel import ordered_map
+from spira.safety import check_output_path, staged_folder
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +83,16 @@ def run_file_checks(tasks: list[FileTask], check: FileCheck, num_workers: int) -
     return results
 
 
-def decode_entries(entries: list[Entry], data: DictConfig, out_dir: Path) -> None:
+def decode_entries(entries: list[Entry], settings: PrepareSettings, out_dir: Path) -> None:
     """Check and decode the file of every accepted entry; a file that fails quarantines its entry."""
-    roots = {DATASET: Path(data.root), NOISE: Path(data.noise_root)}
+    roots = {DATASET: settings.root, NOISE: settings.noise_root}
     pending = [e for e in entries if e.accepted]
     tasks = [
         FileTask(str(roots[e.set] / e.relative), str(out_dir / OUTPUT_FOLDERS[e.set] / f"{e.file_id}.wav"), e.shown_path)
         for e in pending
     ]
-    check = file_check(data.sample_rate, data.validation, data.decode_block_frames)
-    for entry, result in zip(pending, run_file_checks(tasks, check, int(data.num_workers))):
+    check = settings.check
+    for entry, result in zip(pending, run_file_checks(tasks, check, settings.num_workers)):
         entry.result = result
         if result.reason is not None:
             entry.quarantine(result.reason, result.message)
@@ -133,45 +133,45 @@ def noise_frame(entries: list[Entry]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=NOISE_MANIFEST_COLUMNS).sort_values("noise_id", ignore_index=True)
 
 
-def prepare_dataset(data: DictConfig, out_dir: Path, report_dir: Path) -> PreparedDataset:
+def prepare_dataset(settings: PrepareSettings, out_dir: Path, report_dir: Path) -> PreparedDataset:
     """Validate and decode every listed file, write the prepared data to `out_dir` and the
     quarantine report to `report_dir`.
 
     Raises PrepareError (after writing everything) when the run must fail.
     """
-    root, out_dir, report_dir = Path(data.root), Path(out_dir), Path(report_dir)
+    root, out_dir, report_dir = settings.root, Path(out_dir), Path(report_dir)
     if not root.is_dir():
         raise PrepareError(f"{root}: data.root is not a folder")
-    salt, salt_source = resolve_salt(data)
-    inputs = {"data.root": data.root, "data.noise_root": data.noise_root}
+    salt, salt_source = resolve_salt(settings.salt)
+    inputs = {"data.root": settings.root, "data.noise_root": settings.noise_root}
     check_output_path(out_dir, "the prepared data", inputs)
     check_output_path(report_dir, "the quarantine report", inputs)
     log.info("hashing ids with the salt from %s", salt_source)
     # Both folders appear complete when this block ends, or not at all (spira.safety).
     with staged_folder(out_dir, "the prepared data", inputs) as staged_out, staged_folder(report_dir, "the quarantine report", inputs) as staged_report:
-        prepared = prepare_into(data, salt, staged_out, staged_report)
+        prepared = prepare_into(settings, salt, staged_out, staged_report)
     failures = prepared.report["failures"]
     if failures:
         raise PrepareError("prepare failed:\n- " + "\n- ".join(failures) + f"\nDetails: {report_dir / QUARANTINE_FILE}")
     return prepared
 
 
-def prepare_into(data: DictConfig, salt: str, out_dir: Path, report_dir: Path) -> PreparedDataset:
+def prepare_into(settings: PrepareSettings, salt: str, out_dir: Path, report_dir: Path) -> PreparedDataset:
     """The work of prepare_dataset, writing into the (staging) folders out_dir and report_dir."""
-    root = Path(data.root)
+    root, split = settings.root, settings.split
     for folder in (out_dir / AUDIO_FOLDER, out_dir / NOISE_FOLDER):
         folder.mkdir()
-    given_splits = str(data.split.strategy) == "given"
-    if str(data.split.strategy) not in ("given", "speaker"):
-        raise PrepareError(f"data.split.strategy must be 'given' or 'speaker', not {data.split.strategy!r}")
-    if str(data.split.on_leak) not in ("fail", "drop"):
-        raise PrepareError(f"data.split.on_leak must be 'fail' or 'drop', not {data.split.on_leak!r}")
+    given_splits = split.strategy == "given"
+    if split.strategy not in ("given", "speaker"):
+        raise PrepareError(f"data.split.strategy must be 'given' or 'speaker', not {split.strategy!r}")
+    if split.on_leak not in ("fail", "drop"):
+        raise PrepareError(f"data.split.on_leak must be 'fail' or 'drop', not {split.on_leak!r}")
 
-    entries, manifests, speaker_ids_given = read_dataset_rows(data, salt)
-    noise_entries, noise_manifest = read_noise_rows(data, len(entries))
-    hashed_paths = str(data.report_paths) == "hashed"
+    entries, manifests, speaker_ids_given = read_dataset_rows(settings, salt)
+    noise_entries, noise_manifest = read_noise_rows(settings, len(entries))
+    hashed_paths = settings.report_paths == "hashed"
     check_paths(entries, root, salt, hashed_paths)
-    check_paths(noise_entries, Path(data.noise_root), salt, hashed_paths)
+    check_paths(noise_entries, settings.noise_root, salt, hashed_paths)
     entries += noise_entries
     if not speaker_ids_given:
         log.warning(
@@ -182,13 +182,13 @@ def prepare_into(data: DictConfig, salt: str, out_dir: Path, report_dir: Path) -
     fill_missing_speaker_ids(entries, salt, speaker_ids_given)
     drop_duplicate_rows(entries, given_splits)
     drop_conflicting_speakers(entries)
-    decode_entries(entries, data, out_dir)
+    decode_entries(entries, settings, out_dir)
     drop_duplicate_content(entries, given_splits)
     split_balance = {}
     if given_splits:
         drop_speaker_leaks(entries)
     else:
-        split_balance = assign_speaker_splits(entries, data)
+        split_balance = assign_speaker_splits(entries, split)
         for name, balance in split_balance.items():
             log.info(
                 "split %s: fraction %.2f, share of each class's speakers %s (largest distance %.3f)",
@@ -199,9 +199,9 @@ def prepare_into(data: DictConfig, salt: str, out_dir: Path, report_dir: Path) -
             # Decoded and written before a later check rejected it.
             (out_dir / OUTPUT_FOLDERS[entry.set] / f"{entry.file_id}.wav").unlink()
 
-    sample_rate = int(data.sample_rate)
+    sample_rate = settings.sample_rate
     manifest, noise = manifest_frame(entries, sample_rate), noise_frame(entries)
-    noise["split"] = split_noise_recordings(noise["noise_id"].tolist(), data.noise_split.fractions, int(data.noise_split.seed))
+    noise["split"] = split_noise_recordings(noise["noise_id"].tolist(), settings.noise_split.fractions, settings.noise_split.seed)
     if 0 < len(noise) < MIN_NOISE_RECORDINGS:
         log.warning(
             "ONLY %d WARD-NOISE RECORDING(S): too few to split into train/val/test noise (%d needed); training, the noisy "
@@ -218,13 +218,13 @@ def prepare_into(data: DictConfig, salt: str, out_dir: Path, report_dir: Path) -
         "manifests": manifests,
         "noise_manifest": noise_manifest,
         "speaker_ids_given": speaker_ids_given,
-        "split_strategy": str(data.split.strategy),
+        "split_strategy": split.strategy,
         # speaker strategy: per split, the share of each class's speakers and its distance from the fraction.
         "split_balance": split_balance,
-        "on_leak": str(data.split.on_leak),
-        "max_quarantine_fraction": float(data.max_quarantine_fraction),
+        "on_leak": split.on_leak,
+        "max_quarantine_fraction": settings.max_quarantine_fraction,
     }
-    failures = check_failures(report, manifest, data)
+    failures = check_failures(report, manifest, split, settings.max_quarantine_fraction)
     report |= {"passed": not failures, "failures": failures}
     write_quarantine_report(report_dir, entries, report)
     log.info("prepare summary\n%s", format_report_table(report))

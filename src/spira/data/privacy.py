@@ -5,8 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-from omegaconf import DictConfig
-
+from spira.data.settings import SaltSettings
 from spira.errors import UserError
 
 
@@ -18,7 +17,7 @@ class MissingSaltError(UserError, ValueError):
     """Real data without a secret salt: its hashed ids could be matched by anyone with the config."""
 
 
-def resolve_salt(data: DictConfig) -> tuple[str, str]:
+def resolve_salt(settings: SaltSettings) -> tuple[str, str]:
     """The salt for hashing ids and where it came from (never the salt itself).
 
     The environment variable named by `data.speaker_id_salt_env` wins over the
@@ -28,15 +27,15 @@ def resolve_salt(data: DictConfig) -> tuple[str, str]:
     cohort, public corpora) runs on the config's salt; anything else raises
     MissingSaltError saying how to set one.
     """
-    variable = data.get("speaker_id_salt_env")
-    if variable and os.environ.get(str(variable)):
-        return os.environ[str(variable)], f"environment variable {variable}"
-    if not data.get("public_dataset", False):
+    variable = settings.environment_variable
+    if variable and os.environ.get(variable):
+        return os.environ[variable], f"environment variable {variable}"
+    if not settings.public_dataset:
         raise MissingSaltError(
-            f"data={data.name} hashes patient ids with a salt, and none is set: the config's salt "
+            f"data={settings.dataset} hashes patient ids with a salt, and none is set: the config's salt "
             f"(data.speaker_id_salt) is public, so anyone could re-hash ids and match them. Set a secret one "
             f"in the environment and keep it (the same salt gives the same ids run after run):\n"
             f"    export {variable or 'SPIRA_SALT'}=$(python -c 'import secrets; print(secrets.token_hex(16))')\n"
             f"For a public dataset whose ids are not secret, opt out with -S data.public_dataset=true."
         )
-    return str(data.speaker_id_salt), "data.speaker_id_salt (public dataset)"
+    return settings.config_salt, "data.speaker_id_salt (public dataset)"

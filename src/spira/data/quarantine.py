@@ -12,9 +12,8 @@ from collections import Counter
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import DictConfig
-
 from spira.data.rows import DATASET, NOISE, Entry
+from spira.data.settings import SplitSettings
 from spira.data.splits import SPLITS, seed_with_both_classes_everywhere
 
 QUARANTINE_FILE = "quarantine.csv"
@@ -49,38 +48,38 @@ def set_counts(entries: list[Entry], name: str) -> dict:
     }
 
 
-def check_failures(report: dict, manifest: pd.DataFrame, data: DictConfig) -> list[str]:
+def check_failures(report: dict, manifest: pd.DataFrame, split: SplitSettings, max_quarantine_fraction: float) -> list[str]:
     """Why this run must fail: leaks under on_leak=fail, too much quarantined, a split missing a class."""
     failures = []
     counts = report[DATASET]
     leaks = {reason: counts["by_reason"].get(reason, 0) for reason in ("content_leak", "speaker_leak")}
-    if str(data.split.on_leak) == "fail" and any(leaks.values()):
+    if split.on_leak == "fail" and any(leaks.values()):
         failures.append(
             f"leakage between the given splits: {leaks['content_leak']} file(s) with audio identical to a file in another split, "
             f"{leaks['speaker_leak']} file(s) of speakers present in an earlier split (listed in the quarantine report as "
             "content_leak / speaker_leak); fix the dataset's split or set data.split.on_leak=drop"
         )
-    limit = float(data.max_quarantine_fraction)
+    limit = max_quarantine_fraction
     if counts["quarantined_fraction"] > limit:
         top = ", ".join(f"{reason} {n}" for reason, n in Counter(counts["by_reason"]).most_common())
         failures.append(
             f"{counts['quarantined']} of {counts['rows_in']} rows quarantined ({counts['quarantined_fraction']:.1%}), "
             f"more than data.max_quarantine_fraction={limit:g}; by reason: {top}"
         )
-    for split in SPLITS:
-        present = set(manifest.loc[manifest["split"] == split, "label"])
-        missing = [name for label, name in ((1, "patient"), (0, "control")) if label not in present]
+    for name in SPLITS:
+        present = set(manifest.loc[manifest["split"] == name, "label"])
+        missing = [role for label, role in ((1, "patient"), (0, "control")) if label not in present]
         if missing:
-            failures.append(f"split '{split}' has no {' and no '.join(missing)} files after validation; every split needs both classes")
-    if any(f.startswith("split '") for f in failures) and str(data.split.strategy) == "speaker" and len(manifest):
-        failures.append(hash_split_hint(manifest, data))
+            failures.append(f"split '{name}' has no {' and no '.join(missing)} files after validation; every split needs both classes")
+    if any(f.startswith("split '") for f in failures) and split.strategy == "speaker" and len(manifest):
+        failures.append(hash_split_hint(manifest, split))
     return failures
 
 
-def hash_split_hint(manifest: pd.DataFrame, data: DictConfig) -> str:
+def hash_split_hint(manifest: pd.DataFrame, split: SplitSettings) -> str:
     """What to do when the hash split of a small cohort leaves a split without a class."""
     speaker_labels = manifest.groupby("speaker_id")["label"].first().to_dict()
-    seed = seed_with_both_classes_everywhere(speaker_labels, data.split.fractions, int(data.split.seed) + 1)
+    seed = seed_with_both_classes_everywhere(speaker_labels, split.fractions, split.seed + 1)
     advice = f"data.split.seed={seed} gives every split both classes" if seed is not None else "no seed gives every split both classes"
     return (
         f"split.strategy=speaker places each of the {len(speaker_labels)} speakers by a hash of its id, so a cohort this small "

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
-
 from spira.errors import UserError
 from spira.data.privacy import salted_id
+from spira.data.settings import ColumnNames, PrepareSettings
 from spira.data.splits import SPLITS
 from spira.data.tables import Table, read_table
 from spira.data.validate import AUDIO_EXTENSIONS, QUARANTINE_REASONS, FileResult
@@ -82,15 +82,15 @@ def normalise_token(value: object) -> str:
     return str(int(number)) if number.is_integer() else text
 
 
-def label_lookup(labels: DictConfig) -> dict[str, int]:
-    lookup = {normalise_token(value): 1 for value in labels.patient}
-    overlap = {normalise_token(value) for value in labels.control} & set(lookup)
+def label_lookup(labels: Mapping[str, Sequence[object]]) -> dict[str, int]:
+    lookup = {normalise_token(value): 1 for value in labels["patient"]}
+    overlap = {normalise_token(value) for value in labels["control"]} & set(lookup)
     if overlap:
         raise PrepareError(f"data.labels: {sorted(overlap)} listed as both patient and control")
-    return lookup | {normalise_token(value): 0 for value in labels.control}
+    return lookup | {normalise_token(value): 0 for value in labels["control"]}
 
 
-def split_lookup(names: DictConfig) -> dict[str, str]:
+def split_lookup(names: Mapping[str, Sequence[object]]) -> dict[str, str]:
     return {normalise_token(value): split for split in SPLITS for value in names[split]}
 
 
@@ -106,9 +106,9 @@ def parse_sex(text: str) -> str:
     return next((code for code, values in SEX_VALUES.items() if token in values), "")
 
 
-def column_names(value: object) -> str | list[str] | None:
-    """A data.columns entry: one name, a list of candidate names, or null."""
-    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+def shown_names(names: ColumnNames) -> str | list[str] | None:
+    """A data.columns entry as params.yaml writes it: one name, a list of names, or null."""
+    return list(names) if isinstance(names, tuple) else names
 
 
 def read_input_table(path: Path) -> Table:
@@ -121,38 +121,37 @@ def read_input_table(path: Path) -> Table:
         raise PrepareError(f"{path}: cannot be read ({error.strerror})") from error
 
 
-def read_manifest_table(root: Path, key: str, name: str, columns: DictConfig) -> tuple[Table, str, str, dict[str, str | None]]:
+def read_manifest_table(root: Path, key: str, name: str, columns: Mapping[str, ColumnNames]) -> tuple[Table, str, str, dict[str, str | None]]:
     """The table, its file and label columns, and which optional columns it has."""
     path = root / name
     if not path.is_file():
         raise PrepareError(f"{path}: manifest not found (data.manifests.{key}); is data.root right?")
     table = read_input_table(path)
-    file_column, label_column = table.column(column_names(columns.file)), table.column(column_names(columns.label))
+    file_column, label_column = table.column(columns["file"]), table.column(columns["label"])
     for role, found in (("file", file_column), ("label", label_column)):
         if found is None:
             raise PrepareError(
-                f"{path}: no {role} column (data.columns.{role} = {column_names(columns[role])}); its header is {list(table.header)}"
+                f"{path}: no {role} column (data.columns.{role} = {shown_names(columns[role])}); its header is {list(table.header)}"
             )
-    optional = {role: table.column(column_names(columns.get(role))) for role in OPTIONAL_COLUMNS}
+    optional = {role: table.column(columns.get(role)) for role in OPTIONAL_COLUMNS}
     return table, file_column, label_column, optional
 
 
-def read_dataset_rows(data: DictConfig, salt: str) -> tuple[list[Entry], list[dict], bool]:
+def read_dataset_rows(settings: PrepareSettings, salt: str) -> tuple[list[Entry], list[dict], bool]:
     """Entries for every row of every manifest, with row-level problems already quarantined.
 
     Returns the entries, what was detected about each manifest (encoding,
     delimiter) and whether the dataset gives speaker ids.
     """
-    root = Path(data.root)
-    labels, splits = label_lookup(data.labels), split_lookup(data.split.names)
-    strategy = str(data.split.strategy)
+    root = settings.root
+    labels, splits = label_lookup(settings.labels), split_lookup(settings.split.names)
+    strategy = settings.split.strategy
     entries: list[Entry] = []
     manifests, speaker_ids_given = [], True
-    for key, name in data.manifests.items():
-        key = str(key)
+    for key, name in settings.manifests.items():
         if key != ANY_SPLIT and key not in SPLITS:
             raise PrepareError(f"data.manifests.{key}: keys are {list(SPLITS)} or '{ANY_SPLIT}'")
-        table, file_column, label_column, optional = read_manifest_table(root, key, str(name), data.columns)
+        table, file_column, label_column, optional = read_manifest_table(root, key, name, settings.columns)
         manifests.append({"name": str(name), "rows": len(table.rows), "encoding": table.encoding, "delimiter": table.delimiter})
         if optional.get("speaker") is None:
             speaker_ids_given = False
@@ -191,17 +190,17 @@ def read_dataset_rows(data: DictConfig, salt: str) -> tuple[list[Entry], list[di
     return entries, manifests, speaker_ids_given
 
 
-def read_noise_rows(data: DictConfig, first_order: int) -> tuple[list[Entry], dict]:
+def read_noise_rows(settings: PrepareSettings, first_order: int) -> tuple[list[Entry], dict]:
     """The ward-noise set: the files `noise_manifest` lists, or every audio file under noise_root."""
-    noise_root, root = Path(data.noise_root), Path(data.root)
+    noise_root, root = settings.noise_root, settings.root
     if not noise_root.is_dir():
         raise PrepareError(f"{noise_root}: data.noise_root is not a folder")
-    listed = data.get("noise_manifest")
+    listed = settings.noise_manifest
     if listed and (noise_root / listed).is_file():
         table = read_input_table(noise_root / listed)
-        column = table.column(column_names(data.noise_columns))
+        column = table.column(settings.noise_columns)
         if column is None:
-            raise PrepareError(f"{noise_root / listed}: no column among data.noise_columns {list(data.noise_columns)}; header {list(table.header)}")
+            raise PrepareError(f"{noise_root / listed}: no column among data.noise_columns {list(settings.noise_columns)}; header {list(table.header)}")
         position = table.header.index(column)
         entries = [
             Entry(NOISE, str(listed), row.line, first_order + number, raw_path=row.fields[position] if position < len(row.fields) else "")

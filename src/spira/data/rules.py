@@ -11,10 +11,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import DictConfig
-
 from spira.data.privacy import salted_id
 from spira.data.rows import DATASET, Entry
+from spira.data.settings import SplitSettings
 from spira.data.splits import SPLITS, assign_splits
 from spira.data.validate import resolve_inside
 
@@ -112,13 +111,13 @@ def drop_speaker_leaks(entries: list[Entry]) -> None:
                     entry.quarantine("speaker_leak", f"speaker {speaker} has files in {', '.join(splits)}; this one ({entry.split}) dropped")
 
 
-def assign_speaker_splits(entries: list[Entry], data: DictConfig) -> dict[str, dict]:
+def assign_speaker_splits(entries: list[Entry], split: SplitSettings) -> dict[str, dict]:
     """Each accepted dataset entry's split from its salted speaker id; returns the splits' class balance."""
     accepted = [e for e in entries if e.accepted and e.set == DATASET]
     if not accepted:
         return {}
     table = pd.DataFrame({"speaker_id": [e.speaker_id for e in accepted], "label": [e.label for e in accepted]})
-    splits, balance = assign_splits(table, data.split.fractions, int(data.split.seed))
+    splits, balance = assign_splits(table, split.fractions, split.seed)
     for entry, split in zip(accepted, splits):
         entry.split = split
     return balance

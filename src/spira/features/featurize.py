@@ -15,19 +15,20 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import soundfile as sf
 import torch
-from omegaconf import DictConfig
 from tqdm import tqdm
 
 from spira.augment.noise import WardNoiseInserter
-from spira.augment.pipeline import load_noise_clips, ward_noise_inserter
+from spira.augment.pipeline import WardNoiseSettings, load_noise_clips, ward_noise_inserter
 from spira.data.manifest import read_prepared_manifest
 from spira.data.splits import SPLITS
 from spira.features.mfcc import MfccExtractor, build_extractor
@@ -39,12 +40,24 @@ from spira.safety import staged_folder
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class FeaturizeSettings:
+    """What featurize reads: the features group (window shape and MFCC, resolved), the
+    noisy sets' ward noise and seed, the worker count and whether to measure normalisation."""
+
+    features: Mapping[str, Any]
+    noisy_test: WardNoiseSettings
+    noise_seed: int
+    num_workers: int
+    normalize: bool
+
+
 def file_seed(seed: int, file_id: str) -> np.random.Generator:
     """A file's own random stream: the same noise for that file in every run."""
     return np.random.default_rng([seed, int(file_id, 16)])
 
 
-def featurize(features: DictConfig, prepared_dir: str | Path, out_dir: str | Path, noisy_test: DictConfig, inputs: dict[str, str | Path]) -> dict[str, int]:
+def featurize(settings: FeaturizeSettings, prepared_dir: str | Path, out_dir: str | Path, inputs: dict[str, str | Path]) -> dict[str, int]:
     """Write `{name}.npy` (windows, frames, n_mfcc) float32 and `{name}_index.csv`
     for train, val, test, val_noisy and test_noisy; returns the window count of each.
 
@@ -53,8 +66,8 @@ def featurize(features: DictConfig, prepared_dir: str | Path, out_dir: str | Pat
     data) or the repository (spira.safety)."""
     prepared_dir = Path(prepared_dir)
     manifest = read_prepared_manifest(prepared_dir)
-    spec = window_spec(features)
-    extractor = build_extractor(features)
+    spec = window_spec(settings.features)
+    extractor = build_extractor(settings.features)
     sets = {split: manifest[manifest["split"] == split] for split in SPLITS}
     noises = {}
     for name, split in NOISY_SETS.items():
@@ -63,16 +76,16 @@ def featurize(features: DictConfig, prepared_dir: str | Path, out_dir: str | Pat
             log.warning("NO NOISY SET %s: the prepared data has no %s noise recordings (data.noise_root); only clean audio is evaluated", name, split)
             continue
         sets[name] = sets[split]
-        noises[name] = ward_noise_inserter(noisy_test, clips)
+        noises[name] = ward_noise_inserter(settings.noisy_test, clips)
     # One pool for every set: (set, path, label, file id) in output order.
     tasks = [(name, *task) for name, files in sets.items() for task in zip(files["path"], files["label"].astype(int), files["file_id"])]
-    work = partial(file_features, prepared_dir=prepared_dir, spec=spec, extractor=extractor, noises=noises, noise_seed=int(noisy_test.seed))
+    work = partial(file_features, prepared_dir=prepared_dir, spec=spec, extractor=extractor, noises=noises, noise_seed=settings.noise_seed)
     with staged_folder(out_dir, "the features", {**inputs, "the prepared data": prepared_dir}) as staging:
-        results = ordered_map(work, tasks, int(features.num_workers))
+        results = ordered_map(work, tasks, settings.num_workers)
         progress = tqdm(total=len(tasks), desc="featurize", unit="file", file=sys.stderr, mininterval=1.0)
         counts = {name: write_windows(name, files, staging, spec, extractor.mfcc.n_mfcc, results, progress) for name, files in sets.items()}
         progress.close()
-        if features.normalize:
+        if settings.normalize:
             train = np.load(staging / FEATURES_FILE.format(split="train"), mmap_mode="r")
             mean = train.mean(axis=(0, 1), dtype=np.float64)
             std = train.std(axis=(0, 1), dtype=np.float64)

@@ -12,12 +12,35 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from spira.layout import Layout
+from spira.pipeline.augment import augment_settings
 from spira.safety import check_output_path, replace_folder, staged_folder
 from spira.tracking import instantiate_loggers
-from spira.training.fit import LAST_CHECKPOINT, build_module, checkpoint_path, fit
+from spira.training.fit import LAST_CHECKPOINT, FitSettings, build_module, checkpoint_path, fit
 from spira.training.resume import ResumePoint, resume_point, run_fingerprint
 
 log = logging.getLogger(__name__)
+
+
+def fit_settings(cfg: DictConfig) -> FitSettings:
+    """The typed settings of a fit from the train stage's config."""
+
+    def plain(node: DictConfig) -> dict:
+        return OmegaConf.to_container(node, resolve=True)
+
+    return FitSettings(
+        model=plain(cfg.model),
+        features=plain(cfg.features),
+        optimizer=plain(cfg.train.optimizer),
+        warmup_steps=int(cfg.train.warmup_steps),
+        augment=augment_settings(cfg.augment),
+        batch_size=int(cfg.train.batch_size),
+        num_workers=int(cfg.train.num_workers),
+        validation_sets=tuple(str(name) for name in cfg.train.validation_sets),
+        seed=int(cfg.seed),
+        callbacks=plain(cfg.callbacks),
+        trainer=plain(cfg.trainer),
+        allowed_targets=tuple(str(target) for target in cfg.checkpoint.allowed_targets),
+    )
 
 
 def fit_run(cfg: DictConfig, layout: Layout) -> dict:
@@ -26,13 +49,14 @@ def fit_run(cfg: DictConfig, layout: Layout) -> dict:
     (spira.training.resume); when training ends they are published to layout.checkpoints.
 
     Returns the training summary (empty on DDP ranks other than zero)."""
-    L.seed_everything(int(cfg.seed), workers=True)
+    settings = fit_settings(cfg)
+    L.seed_everything(settings.seed, workers=True)
     # Made right after the seed: the initial weights depend on nothing else.
-    module = build_module(cfg, layout.features)
-    fingerprint = run_fingerprint(cfg, [layout.prepared, layout.features])
+    module = build_module(settings, layout.features)
+    fingerprint = run_fingerprint(OmegaConf.to_container(cfg, resolve=True), [layout.prepared, layout.features])
     start = find_resume_point(cfg, layout, fingerprint)
     loggers = instantiate_loggers(cfg, wandb_run_id=start.wandb_run_id)
-    summary = fit(cfg, layout, module, start, fingerprint, loggers)
+    summary = fit(settings, layout, module, start, fingerprint, loggers)
     if summary:
         publish_checkpoints(cfg, layout)
     return summary

@@ -5,7 +5,10 @@ from __future__ import annotations
 import random
 import sys
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -14,9 +17,8 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
 
-from spira.augment.pipeline import build_augmenter, build_batch_noise, training_noise_clips
+from spira.augment.pipeline import AugmentSettings, build_augmenter, build_batch_noise, training_noise_clips
 from spira.features.windows import window_spec
 from spira.features.store import load_normalization
 from spira.layout import Layout
@@ -38,23 +40,42 @@ class TrainingInterrupted(SystemExit):
     prints the message and exits with status 1 (DVC records nothing, a sweep stops)."""
 
 
-def checkpoint_path(callbacks: DictConfig, folder: Path, callback: str = BEST_CHECKPOINT) -> Path:
+@dataclass(frozen=True)
+class FitSettings:
+    """What a fit reads (built by spira.pipeline.training_run.fit_settings). The dicts are
+    resolved config groups: `model`, `callbacks`' entries and `trainer` are `_target_` dicts."""
+
+    model: Mapping[str, Any]
+    features: Mapping[str, Any]
+    optimizer: Mapping[str, Any]
+    warmup_steps: int
+    augment: AugmentSettings
+    batch_size: int
+    num_workers: int
+    validation_sets: tuple[str, ...]
+    seed: int
+    callbacks: Mapping[str, Mapping[str, Any]]
+    trainer: Mapping[str, Any]
+    allowed_targets: tuple[str, ...]
+
+
+def checkpoint_path(callbacks: Mapping[str, Mapping[str, Any]], folder: Path, callback: str = BEST_CHECKPOINT) -> Path:
     """The file a ModelCheckpoint entry of `callbacks` writes in `folder`: folder/filename.ckpt.
     The one place checkpoint files are named: the callbacks config decides."""
-    return Path(folder) / f"{callbacks[callback].filename}.ckpt"
+    return Path(folder) / f"{callbacks[callback]['filename']}.ckpt"
 
 
-def build_module(cfg: DictConfig, features_dir: Path) -> SpiraLitModule:
-    """The LightningModule for cfg.model, fed the window shape of cfg.features and the
-    normalisation measured by featurize in `features_dir`."""
-    net = OmegaConf.to_container(cfg.model, resolve=True)
-    net["num_frames"] = window_spec(cfg.features).frames
+def build_module(settings: FitSettings, features_dir: Path) -> SpiraLitModule:
+    """The LightningModule for settings.model, fed the window shape of settings.features and
+    the normalisation measured by featurize in `features_dir`."""
+    net = dict(settings.model)
+    net["num_frames"] = window_spec(settings.features).frames
     normalization = load_normalization(Path(features_dir)) or {}
     return SpiraLitModule(
         net=net,
-        features=OmegaConf.to_container(cfg.features, resolve=True),
-        optimizer=OmegaConf.to_container(cfg.train.optimizer, resolve=True),
-        warmup_steps=int(cfg.train.warmup_steps),
+        features=dict(settings.features),
+        optimizer=dict(settings.optimizer),
+        warmup_steps=settings.warmup_steps,
         feature_mean=normalization.get("mean"),
         feature_std=normalization.get("std"),
     )
@@ -96,15 +117,15 @@ class EpochSeeds(L.Callback):
         random.seed(seed)
 
 
-def checkpoint_callbacks(callbacks: DictConfig, folder: Path) -> dict[str, L.Callback]:
-    """cfg.callbacks instantiated, every ModelCheckpoint writing into `folder`."""
+def checkpoint_callbacks(callbacks: Mapping[str, Mapping[str, Any]], folder: Path) -> dict[str, L.Callback]:
+    """The callbacks instantiated, every ModelCheckpoint writing into `folder`."""
     return {
-        name: instantiate(conf, dirpath=str(folder)) if issubclass(get_class(conf._target_), ModelCheckpoint) else instantiate(conf)
+        name: instantiate(conf, dirpath=str(folder)) if issubclass(get_class(conf["_target_"]), ModelCheckpoint) else instantiate(conf)
         for name, conf in callbacks.items()
     }
 
 
-def fit(cfg: DictConfig, layout: Layout, module: SpiraLitModule, start: ResumePoint, fingerprint: dict[str, str], loggers: list) -> dict:
+def fit(settings: FitSettings, layout: Layout, module: SpiraLitModule, start: ResumePoint, fingerprint: dict[str, str], loggers: list) -> dict:
     """Fit `module` (from build_module, made after the run's seed_everything), keep the best (lowest
     val/file_loss) and last checkpoints, return a summary: epochs, parameter count and the
     validation metrics of the best checkpoint.
@@ -116,28 +137,29 @@ def fit(cfg: DictConfig, layout: Layout, module: SpiraLitModule, start: ResumePo
     Under DDP every rank fits; only global rank zero validates the best
     checkpoint and returns the summary (the other ranks return an empty dict).
     """
-    spec = window_spec(cfg.features)
+    spec = window_spec(settings.features)
     prepared_dir = layout.prepared
-    augmenter = build_augmenter(cfg.augment, prepared_dir, spec.sample_rate)
-    module.batch_noise = build_batch_noise(cfg.augment, training_noise_clips(cfg.augment, prepared_dir), spec.window_samples)
+    augmenter = build_augmenter(settings.augment, prepared_dir, spec.sample_rate)
+    module.batch_noise = build_batch_noise(settings.augment, training_noise_clips(settings.augment, prepared_dir), spec.window_samples)
     datamodule = FeatureDataModule(
         layout.features,
-        int(cfg.train.batch_size),
-        int(cfg.train.num_workers),
+        settings.batch_size,
+        settings.num_workers,
         augmenter,
         prepared_dir,
         spec,
         audio_windows=module.batch_noise is not None,
-        validation_sets=list(cfg.train.validation_sets),
-        seed=int(cfg.seed),
+        validation_sets=list(settings.validation_sets),
+        seed=settings.seed,
     )
     # Every ModelCheckpoint writes into the resume folder while training.
-    callbacks = checkpoint_callbacks(cfg.callbacks, layout.resume)
+    callbacks = checkpoint_callbacks(settings.callbacks, layout.resume)
     # Lightning's progress bar on a terminal; in logs (DVC, CI) one line per epoch.
-    progress_bar = bool(cfg.trainer.enable_progress_bar) and sys.stderr.isatty()
-    epoch_lines = [EpochLines()] if cfg.trainer.enable_progress_bar and not progress_bar else []
-    run_callbacks = [*callbacks.values(), *epoch_lines, EpochSeeds(int(cfg.seed)), ResumeRecord(fingerprint, start.stopped)]
-    trainer = instantiate(cfg.trainer, callbacks=run_callbacks, logger=loggers or False, enable_progress_bar=progress_bar)
+    wanted_progress = bool(settings.trainer.get("enable_progress_bar", True))
+    progress_bar = wanted_progress and sys.stderr.isatty()
+    epoch_lines = [EpochLines()] if wanted_progress and not progress_bar else []
+    run_callbacks = [*callbacks.values(), *epoch_lines, EpochSeeds(settings.seed), ResumeRecord(fingerprint, start.stopped)]
+    trainer = instantiate(settings.trainer, callbacks=run_callbacks, logger=loggers or False, enable_progress_bar=progress_bar)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=start.checkpoint, weights_only=True)
     except SystemExit:
@@ -149,7 +171,7 @@ def fit(cfg: DictConfig, layout: Layout, module: SpiraLitModule, start: ResumePo
         return {}
 
     checkpoint = callbacks[BEST_CHECKPOINT]
-    allowed_targets = list(cfg.checkpoint.allowed_targets)
+    allowed_targets = list(settings.allowed_targets)
     best = load_module(checkpoint.best_model_path, allowed_targets)
     validation = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
     best_metrics = validation.validate(best, datamodule=datamodule, verbose=False)[0]

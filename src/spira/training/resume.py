@@ -15,13 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.loggers import WandbLogger
-from omegaconf import DictConfig, OmegaConf
 
 from spira.training.checkpoint import read_checkpoint
 
@@ -30,9 +30,9 @@ RESUME_RECORD = "spira_resume"
 FINGERPRINT_PARTS = ("params", "data", "code")
 
 
-def params_version(cfg: DictConfig) -> str:
+def params_version(params: Mapping[str, Any]) -> str:
     """sha256 of the resolved params the run reads (for a DVC stage: the keys dvc.yaml declares)."""
-    return hashlib.sha256(json.dumps(OmegaConf.to_container(cfg, resolve=True), sort_keys=True).encode("utf-8")).hexdigest()
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def folders_version(folders: Iterable[str | Path]) -> str:
@@ -58,11 +58,11 @@ def code_version() -> str:
     return digest.hexdigest()
 
 
-def run_fingerprint(cfg: DictConfig, data_folders: Sequence[Path]) -> dict[str, str]:
-    """What a resumed run must share with the interrupted one: params, data (`data_folders`:
+def run_fingerprint(params: Mapping[str, Any], data_folders: Sequence[Path]) -> dict[str, str]:
+    """What a resumed run must share with the interrupted one: params (resolved), data (`data_folders`:
     the prepared data and its features) and code. Taken after the model is built, so the model's module counts."""
     return {
-        "params": params_version(cfg),
+        "params": params_version(params),
         "data": folders_version(data_folders),
         "code": code_version(),
     }
