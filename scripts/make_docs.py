@@ -2,7 +2,8 @@
 
 A figure lives between `<!-- generated: NAME -->` and `<!-- /generated -->`; this
 script replaces what lies between them with what block NAME renders from
-`metrics/*.json`, `eval/`, `reports/machine.json` and `benchmarks/results/*.json`.
+`metrics/*.json`, `eval/`, `reports/machine.json`, `benchmarks/results/*.json` and
+`params.yaml` (which test figures are shared by construction).
 Text outside the markers is never touched.
 
     python scripts/make_docs.py            # rewrite the blocks (make docs)
@@ -21,6 +22,10 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+
+import yaml
+
+from spira.evaluation.report import PATIENT_ONLY_METRICS
 
 DOCUMENTS = ("README.md", "docs/*.md")
 BLOCK = re.compile(r"(?P<open><!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(?P<close><!-- /generated -->)", re.S)
@@ -148,6 +153,12 @@ def test_metrics(inputs: Inputs) -> str:
     threshold = inputs.json("eval/threshold.json")
     train = inputs.json("metrics/train.json")
     clean, noisy = test["test_clean"], test["test_noisy"]
+    # The noisy test adds noise to controls only: its patients are the clean test's, and so is every figure of patients alone.
+    patients_unchanged = int(yaml.safe_load(inputs.text("params.yaml"))["noisy_test"]["num_noise_patient"]) == 0
+
+    def noisy_cell(key: str) -> str:
+        return "= clean test" if patients_unchanged and key in PATIENT_ONLY_METRICS else with_interval(noisy, key)
+
     lines = [
         f"Threshold {number(threshold['threshold'])} (`{threshold['rule']}` on {threshold['validation_files']} "
         f"validation files: sensitivity {number(threshold['validation_sensitivity'])}, "
@@ -156,11 +167,14 @@ def test_metrics(inputs: Inputs) -> str:
         "",
         "| metric | clean test | noisy test (unseen noise) |",
         "|---|---|---|",
-        *(f"| {label} | {with_interval(clean, key)} | {with_interval(noisy, key)} |" for key, label in METRIC_LABELS),
+        *(f"| {label} | {with_interval(clean, key)} | {noisy_cell(key)} |" for key, label in METRIC_LABELS),
         f"| accuracy at 0.5 | {number(clean['accuracy_at_0.5'])} | {number(noisy['accuracy_at_0.5'])} |",
         f"| Brier / ECE | {number(clean['brier'])} / {number(clean['ece'])} | {number(noisy['brier'])} / {number(noisy['ece'])} |",
         f"| files / speakers | {clean['n_files']} / {clean['n_speakers']} | {noisy['n_files']} / {noisy['n_speakers']} |",
     ]
+    if patients_unchanged:
+        lines += ["", "The noisy test adds ward noise to controls only (`noisy_test.num_noise_patient: 0`), so its patients are the "
+                  "clean test's: sensitivity is one figure, shown once. Every figure that counts controls can differ."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -185,8 +199,9 @@ def audit(inputs: Inputs) -> str:
 def gate(inputs: Inputs) -> str:
     figures = inputs.json("metrics/gate.json")
     champion = "no champion (floors only)" if figures["champion"] is None else "against the champion"
-    lines = [f"Gate decision of the committed run: **{figures['decision']}**, {champion}.", "", "| rule | value | limit | passed |", "|---|---|---|---|"]
-    lines += [f"| {rule['explanation']} | {number(rule['value'])} | {rule['limit']} | {'yes' if rule['passed'] else 'no'} |" for rule in figures["rules"]]
+    lines = [f"Gate decision of the committed run: **{figures['decision']}**, {champion}, floors on the "
+             f"`{figures['config']['statistic']}` statistic.", "", "| rule | value | limit | outcome |", "|---|---|---|---|"]
+    lines += [f"| {rule['explanation']} | {number(rule['value'])} | {rule['limit']} | {rule['outcome']} |" for rule in figures["rules"]]
     return "\n".join(lines) + "\n"
 
 

@@ -55,8 +55,10 @@ def assert_decision_follows_its_figures(result: dict, floors: dict[str, float] =
             assert rule["value"] == figures[rule["rule"]]
             assert rule["limit"] == floors[rule["rule"].removeprefix("floor ")]
             assert rule["passed"] == (rule["value"] >= rule["limit"])
+    # The smoke experiment's gate reads points and decides with any number of speakers (conf/experiment/smoke.yaml).
+    assert result["config"]["statistic"] == "point" and result["config"]["min_speakers_per_class"] == 1
     assert result["decision"] == ("pass" if all(r["passed"] for r in result["rules"]) else "fail")
-    assert result["failed_rules"] == [r["rule"] for r in result["rules"] if not r["passed"]]
+    assert result["failed_rules"] == [r["rule"] for r in result["rules"] if not r["passed"]] and result["undecided_rules"] == []
 
 
 def speaker_splits(repo: Path) -> dict[str, str]:
@@ -146,7 +148,7 @@ def test_three_data_drops_gate_promote_remote_rollback(smoke_pipeline: PipelineR
     assert stale.returncode != 0 and "dvc.lock differs from the committed one" in stale.stderr
     commit(repo, "drop 2")
     refused = run(["spira", "promote"], repo, check=False)
-    assert refused.returncode != 0 and "the gate refused this model: floor test_auroc" in refused.stderr
+    assert refused.returncode != 0 and "the gate refused this model (fail): floor test_auroc" in refused.stderr
     assert tags(repo) == {f"{MODEL}@v1.0.0", f"{MODEL}#prod#1"}
     run(["spira", "promote", "--force", "--reason", "clinician review of drop 2"], repo)
     forced = json.loads(run(["git", "tag", "-l", "--format=%(contents)", f"{MODEL}@v2.0.0"], repo).stdout)
@@ -184,7 +186,7 @@ def test_three_data_drops_gate_promote_remote_rollback(smoke_pipeline: PipelineR
     commit(repo, "drop 3")
     tags_before = tags(repo)
     refused = run(["spira", "promote"], repo, check=False)
-    assert refused.returncode != 0 and f"the gate refused this model: {third['failed_rules'][0]}" in refused.stderr
+    assert refused.returncode != 0 and f"the gate refused this model (fail): {third['failed_rules'][0]}" in refused.stderr
     assert tags(repo) == tags_before
 
     # Rollback and the history.

@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 
 from spira.demo import DemoCohortConfig, generate_demo_cohort
-from spira.demo.cohort import draw_speaker, split_demo_speakers
+from spira.demo.cohort import draw_speaker, noise_ward, split_demo_speakers
 
 TINY = dict(
     n_speakers=8,
@@ -148,7 +148,7 @@ def test_metadata_is_spira_format_and_speaker_disjoint(tiny: tuple[Path, dict]) 
     per_split = metadata(root)
     for split in SPLITS:
         header, _ = read_csv(root / f"metadata_{split}.csv")
-        assert header == ["file_path", "class", "speaker_id", "sex", "age"]
+        assert header == ["file_path", "class", "speaker_id", "sex", "age", "site"]
     rows = all_rows(root)
     assert len(rows) == 8 * 2 == summary["recordings"]
     assert {split: len(per_split[split]) for split in SPLITS} == summary["recordings_per_split"]
@@ -200,8 +200,10 @@ def test_audio_formats_rates_channels_and_durations(tiny: tuple[Path, dict]) -> 
 def test_noise_set_is_listed_and_contains_monitor_beeps(tiny: tuple[Path, dict]) -> None:
     root, summary = tiny
     header, rows = read_csv(root / "noise_data.csv")
-    assert header == ["path_wav"]
+    assert header == ["path_wav", "split"]
     assert [row["path_wav"] for row in rows] == ["noise/ward_001.wav", "noise/ward_002.wav"]
+    # Too few files to hold any out: both are training noise.
+    assert [row["split"] for row in rows] == ["train", "train"]
     assert summary["noise_files"] == 2
     for row in rows:
         noise, rate = sf.read(root / row["path_wav"])
@@ -253,8 +255,7 @@ def test_more_speakers_leave_existing_voices_unchanged(tiny: tuple[Path, dict],
 
 def test_default_split_is_70_15_15_per_class() -> None:
     config = DemoCohortConfig()
-    speakers = [draw_speaker(config.seed, index, config.marker_strength)
-                for index in range(config.n_speakers)]
+    speakers = [draw_speaker(config, index) for index in range(config.n_speakers)]
     split_of = split_demo_speakers(config, speakers)
     for is_patient in (False, True):
         splits = [split_of[s.speaker_id] for s in speakers if s.is_patient == is_patient]
@@ -290,10 +291,10 @@ def test_format_fractions_are_honoured(tmp_path: Path) -> None:
 
 def test_respiratory_markers_follow_marker_strength(tmp_path: Path) -> None:
     strong, none = tmp_path / "strong", tmp_path / "none"
-    generate_demo_cohort(strong, DemoCohortConfig(**MEASURABLE, marker_strength=1.0,
-                                                  ward_noise_in_patients=False))
-    generate_demo_cohort(none, DemoCohortConfig(**MEASURABLE, marker_strength=0.0,
-                                                ward_noise_in_patients=False))
+    # Severe patients (severity near 1) and no ward noise: the markers alone tell them apart.
+    severe = dict(MEASURABLE, severity_alpha=30.0, severity_beta=1.0, ward_background_patients=0.0, ward_background_controls=0.0)
+    generate_demo_cohort(strong, DemoCohortConfig(**severe, marker_strength=1.0))
+    generate_demo_cohort(none, DemoCohortConfig(**severe, marker_strength=0.0))
     # Controls do not depend on marker_strength at all.
     for row in all_rows(strong):
         same = (strong / row["file_path"]).read_bytes() == (none / row["file_path"]).read_bytes()
@@ -308,10 +309,12 @@ def test_respiratory_markers_follow_marker_strength(tmp_path: Path) -> None:
     assert abs(breaths["none", "1"] - breaths["none", "0"]) < 0.02
 
 
-def test_ward_noise_marks_patients_only_when_enabled(tmp_path: Path) -> None:
+def test_ward_noise_marks_the_patients_recorded_in_wards(tmp_path: Path) -> None:
     ward, clean = tmp_path / "ward", tmp_path / "clean"
-    generate_demo_cohort(ward, DemoCohortConfig(**MEASURABLE, ward_noise_in_patients=True))
-    generate_demo_cohort(clean, DemoCohortConfig(**MEASURABLE, ward_noise_in_patients=False))
+    # Every patient in a ward, every control at home, with a home quieter than any ward.
+    quiet_home = dict(MEASURABLE, ward_background_controls=0.0, home_peak_range=(0.01, 0.03))
+    generate_demo_cohort(ward, DemoCohortConfig(**quiet_home, ward_background_patients=1.0))
+    generate_demo_cohort(clean, DemoCohortConfig(**quiet_home, ward_background_patients=0.0))
     measures = (noise_floor_db, floor_flatness, floor_low_share)
     floor = {(measure.__name__, name, label): class_mean(root, label, measure)
              for measure in measures for name, root in (("ward", ward), ("clean", clean))
@@ -342,3 +345,33 @@ def test_the_demo_backgrounds_and_the_augmentation_share_spira_s_noise_peaks():
 
     ward_noise = compose_config([]).augment.ward_noise
     assert (ward_noise.min_amplitude, ward_noise.max_amplitude) == SPIRA_NOISE_PEAK_RANGE
+
+
+def test_val_and_test_noise_come_from_wards_heard_nowhere_else(tmp_path: Path) -> None:
+    config = DemoCohortConfig(**{**TINY, "n_noise_files": 7, "noise_seconds": 4.0, "n_wards": 2})
+    summary = generate_demo_cohort(tmp_path, config)
+    _, rows = read_csv(tmp_path / "noise_data.csv")
+    assert [row["split"] for row in rows] == ["train"] * 3 + ["val"] * 2 + ["test"] * 2
+    assert summary["noise_files_per_split"] == {"train": 3, "val": 2, "test": 2}
+    speakers = [draw_speaker(config, index) for index in range(config.n_speakers)]
+    # Recordings are made in wards 0 and 1 only; ward 2 is the val noise's own and 3 the test noise's.
+    assert {s.ward for s in speakers} - {None} <= {0, 1}
+    wards = [noise_ward(number, row["split"], config.n_wards) for number, row in enumerate(rows, start=1)]
+    assert wards == [0, 1, 0, 2, 2, 3, 3]
+
+
+def test_sites_and_ward_backgrounds_follow_their_knobs() -> None:
+    def counts(**knobs) -> tuple[list[int], list[int], int, int]:
+        config = DemoCohortConfig(n_speakers=600, **knobs)
+        speakers = [draw_speaker(config, index) for index in range(config.n_speakers)]
+        patients = [s for s in speakers if s.is_patient]
+        controls = [s for s in speakers if not s.is_patient]
+        per_site = lambda group: [sum(s.site == site for s in group) for site in range(config.n_sites)]  # noqa: E731
+        return per_site(patients), per_site(controls), sum(s.ward is not None for s in patients), sum(s.ward is not None for s in controls)
+
+    patients, controls, patients_in_ward, controls_in_ward = counts(site_confound=0.5, ward_background_patients=0.8, ward_background_controls=0.25)
+    # 300 of each class: patients favour site 0 (expected 150/100/50), controls site 2.
+    assert patients[0] > 120 > patients[2] + 40 and controls[2] > 120 > controls[0] + 40
+    assert 215 < patients_in_ward < 265 and 50 < controls_in_ward < 100
+    patients, controls, patients_in_ward, controls_in_ward = counts(site_confound=0.0, ward_background_patients=0.3, ward_background_controls=0.3)
+    assert all(70 < n < 130 for n in patients + controls) and abs(patients_in_ward - controls_in_ward) < 40

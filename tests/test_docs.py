@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "make_docs.py"
-INPUTS = ("metrics", "eval/threshold.json", "eval/report.md", "reports/machine.json", "benchmarks/results")
+INPUTS = ("metrics", "eval/threshold.json", "eval/report.md", "reports/machine.json", "benchmarks/results", "params.yaml")
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 
@@ -74,8 +74,11 @@ def test_a_changed_metric_changes_its_blocks_and_fails_the_check(project: Path):
     assert "0.612" not in (project / "README.md").read_text()  # --check writes nothing
 
     assert run_script(project).returncode == 0
-    assert "clean-test AUROC 0.612 (1.000–1.000)" in (project / "README.md").read_text()
-    assert "| AUROC | 0.612 (1.000–1.000) | 0.991 (0.970–1.000) |" in (project / "docs/evaluation.md").read_text()
+    clean, noisy = figures["test_clean"], figures["test_noisy"]
+    clean_interval = f"({clean['auroc_ci_low']:.3f}–{clean['auroc_ci_high']:.3f})"
+    assert f"clean-test AUROC 0.612 {clean_interval}" in (project / "README.md").read_text()
+    noisy_cell = f"{noisy['auroc']:.3f} ({noisy['auroc_ci_low']:.3f}–{noisy['auroc_ci_high']:.3f})"
+    assert f"| AUROC | 0.612 {clean_interval} | {noisy_cell} |" in (project / "docs/evaluation.md").read_text()
     assert (project / "docs/noise-and-shortcuts.md").read_text() == audit_before
     assert run_script(project, "--check").returncode == 0
 

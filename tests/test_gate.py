@@ -79,3 +79,44 @@ def test_report_shows_every_rule_and_both_models():
     assert "| challenger test_clean sensitivity >= 0.8 | 0.700 | 0.8 | **FAIL** |" in report
     assert "Champion: `v1.0.0`" in report and "probability is >= 0.5" in report
     assert "+0.010, 95% interval [-0.030, +0.050] (1990 of 2000 speaker resamples of 20 speakers)" in report
+
+
+INTERVALS = {"test_clean": {"auroc": 0.9, "auroc_ci_low": 0.72, "sensitivity": 0.8, "sensitivity_ci_low": 0.45, "n_files": 54,
+                            "n_patients_speakers": 9, "n_controls_speakers": 9},
+             "test_noisy": {"auroc": 0.8, "auroc_ci_low": 0.61, "n_files": 54, "n_patients_speakers": 9, "n_controls_speakers": 9}}  # fmt: skip
+FLOORS = {"test_auroc": 0.6, "test_sensitivity": 0.5, "noisy_test_auroc": 0.55}
+
+
+def test_floors_read_the_statistic_the_gate_is_set_to():
+    point = floor_rules(INTERVALS, FLOORS, "point", 5)
+    assert [(r.value, r.outcome) for r in point] == [(0.9, "pass"), (0.8, "pass"), (0.8, "pass")]
+    lower = floor_rules(INTERVALS, FLOORS, "lower", 5)
+    # The sensitivity's point estimate clears 0.5, its interval's lower bound does not.
+    assert [(r.value, r.outcome) for r in lower] == [(0.72, "pass"), (0.45, "fail"), (0.61, "pass")]
+    assert "sensitivity (lower bound of its interval) >= 0.5" in lower[1].explanation
+    assert decide(lower)["decision"] == "fail" and decide(point)["decision"] == "pass"
+
+
+def test_a_floor_on_too_few_speakers_of_its_class_is_insufficient_evidence():
+    few_patients = {name: {**figures, "n_patients_speakers": 3} for name, figures in INTERVALS.items()}
+    rules = floor_rules(few_patients, FLOORS, "lower", 5)
+    # Every floor reads the patients (AUROC both classes, sensitivity the patients).
+    assert [r.outcome for r in rules] == ["insufficient evidence"] * 3
+    assert "test_clean has 3 patients speaker(s), and a floor on sensitivity needs at least 5 of each (gate.min_speakers_per_class)" in rules[1].explanation
+    result = decide(rules)
+    assert result["decision"] == "insufficient evidence" and result["failed_rules"] == [] and len(result["undecided_rules"]) == 3
+    assert "**insufficient evidence**" in gate_markdown(result | {"threshold": 0.5, "challenger": {**few_patients, "data_version": "x"},
+                                                                 "champion": None, "non_inferiority": None})  # fmt: skip
+    # A floor that reads only controls is decided on the controls alone.
+    few_patients["test_clean"] |= {"specificity": 0.9, "specificity_ci_low": 0.7}
+    assert floor_rules(few_patients, {"test_specificity": 0.6}, "lower", 5)[0].outcome == "pass"
+    # A failing rule outweighs an undecided one.
+    mixed = [*rules, *floor_rules(INTERVALS, {"test_auroc": 0.95}, "lower", 5)]
+    assert decide(mixed)["decision"] == "fail"
+
+
+def test_an_unknown_statistic_is_refused():
+    from spira.registry.promotion import GateSettings
+
+    with pytest.raises(ValueError, match="gate.statistic: 'median' is not one of point, lower"):
+        GateSettings(floors={}, artifact="m", margin=0.05, confidence=0.95, resamples=10, seed=0, statistic="median")

@@ -32,7 +32,7 @@ def recordings(tmp_path_factory) -> list[Path]:
     """Demo-cohort utterances recorded at 48, 44.1 and 8 kHz."""
     root = tmp_path_factory.mktemp("demo")
     config = DemoCohortConfig(
-        n_speakers=6, utterances_per_speaker=1, min_seconds=5.0, max_seconds=9.0, sample_rates=SOURCE_RATES,
+        n_speakers=6, utterances_per_speaker=1, min_seconds=5.0, max_seconds=9.0, sample_rates=SOURCE_RATES, site_rate_share=0.0,
         stereo_fraction=0.0, flac_fraction=0.0, n_noise_files=1, noise_seconds=2.0, num_workers=0,
     )  # fmt: skip
     generate_demo_cohort(root, config)

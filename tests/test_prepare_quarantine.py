@@ -318,3 +318,31 @@ def test_parallel_workers_give_byte_identical_outputs(tmp_path: Path, monkeypatc
         outputs[workers] = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
     assert len(outputs[0]) == 12 + 5
     assert outputs[0] == outputs[2]
+
+
+def test_a_noise_split_column_holds_out_the_recordings_it_names(tmp_path: Path):
+    dataset = tmp_path / "dataset"
+    (dataset / "audio").mkdir(parents=True)
+    (dataset / "noise").mkdir()
+    rows = []
+    for number, (split, label) in enumerate([(s, label) for s in ("train", "val", "test") for label in (1, 0)]):
+        sf.write(dataset / f"audio/{number}.wav", voice(number), RATE, subtype="PCM_16")
+        rows.append(f"audio/{number}.wav,{label},s{number},{split}")
+    (dataset / "manifest.csv").write_text("file,label,speaker,split\n" + "\n".join(rows) + "\n")
+    cells = ["train", "treino", "eval", "teste", "ward-b"]
+    for number in range(len(cells)):
+        # Recording n lasts 2 + n seconds: its prepared length says which it is.
+        sf.write(dataset / f"noise/w{number}.wav", voice(50 + number, seconds=2.0 + number), RATE, subtype="PCM_16")
+    (dataset / "noise_data.csv").write_text("path_wav,ward_split\n" + "".join(f"noise/w{n},{cell}\n".replace(",", ".wav,", 1) for n, cell in enumerate(cells)))
+    overrides = ["data=manifest", f"data.root={dataset}", "data.split.strategy=given", "data.noise_split.column=ward_split"]
+    result = prepare_dataset(prepare_settings(compose_config(overrides).data), tmp_path / "p", tmp_path / "q")
+    # Each recording in the split its cell names (read as data.split.names), none by hash.
+    splits = {round(n_samples / 16000) - 2: split for n_samples, split in zip(result.noise["n_samples"], result.noise["split"])}
+    assert splits == {0: "train", 1: "train", 2: "val", 3: "test"}
+    quarantine = pd.read_csv(tmp_path / "q" / QUARANTINE_FILE)
+    unknown = quarantine[(quarantine["set"] == "noise") & (quarantine["reason"] == "unknown_split")]
+    assert len(unknown) == 1 and "'ward-b' is not in data.split.names" in unknown["message"].iloc[0]
+
+    missing = [*overrides[:-1], "data.noise_split.column=ward"]
+    with pytest.raises(PrepareError, match=r"noise_data.csv: no split column 'ward' \(data.noise_split.column\)"):
+        prepare_dataset(prepare_settings(compose_config(missing).data), tmp_path / "p2", tmp_path / "q2")

@@ -47,7 +47,7 @@ from spira.data.rules import (
     fill_missing_speaker_ids,
 )
 from spira.data.settings import PrepareSettings
-from spira.data.splits import MIN_NOISE_RECORDINGS, split_noise_recordings
+from spira.data.splits import MIN_NOISE_RECORDINGS, SPLITS, split_noise_recordings
 from spira.data.validate import FileCheck, FileResult, FileTask, check_and_prepare_file
 from spira.parallel import ordered_map
 from spira.safety import check_output_path, staged_folder
@@ -124,13 +124,29 @@ def manifest_frame(entries: list[Entry], sample_rate: int) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=MANIFEST_COLUMNS).sort_values("file_id", ignore_index=True)
 
 
-def noise_frame(entries: list[Entry]) -> pd.DataFrame:
+def noise_frame(entries: list[Entry], settings: PrepareSettings) -> pd.DataFrame:
+    """The prepared noise recordings and the split of each: as the noise manifest gives it
+    (data.noise_split.column), else by a seeded hash of the ids (spira.data.splits)."""
     records = [
-        {"noise_id": e.file_id, "path": f"{NOISE_FOLDER}/{e.file_id}.wav", "n_samples": e.result.n_samples}
+        {"noise_id": e.file_id, "path": f"{NOISE_FOLDER}/{e.file_id}.wav", "n_samples": e.result.n_samples, "split": e.split}
         for e in entries
         if e.accepted and e.set == NOISE
     ]
-    return pd.DataFrame.from_records(records, columns=NOISE_MANIFEST_COLUMNS).sort_values("noise_id", ignore_index=True)
+    noise = pd.DataFrame.from_records(records, columns=NOISE_MANIFEST_COLUMNS).sort_values("noise_id", ignore_index=True)
+    # Given by the noise manifest's split column (a folder scan has none).
+    given = bool((noise["split"] != "").any())
+    if not given:
+        noise["split"] = split_noise_recordings(noise["noise_id"].tolist(), settings.noise_split.fractions, settings.noise_split.seed)
+        if 0 < len(noise) < MIN_NOISE_RECORDINGS:
+            log.warning(
+                "ONLY %d WARD-NOISE RECORDING(S): too few to split into train/val/test noise (%d needed); training, the noisy "
+                "validation set and the noisy test set share them, so the noisy test measures noise the model has heard.",
+                len(noise), MIN_NOISE_RECORDINGS,
+            )  # fmt: skip
+    for split in SPLITS:
+        if given and len(noise) and not (noise["split"] == split).any():
+            log.warning("NO %s NOISE: data.noise_split.column gives no %s noise recording", split.upper(), split)
+    return noise
 
 
 def prepare_dataset(settings: PrepareSettings, out_dir: Path, report_dir: Path) -> PreparedDataset:
@@ -200,14 +216,7 @@ def prepare_into(settings: PrepareSettings, salt: str, out_dir: Path, report_dir
             (out_dir / OUTPUT_FOLDERS[entry.set] / f"{entry.file_id}.wav").unlink()
 
     sample_rate = settings.sample_rate
-    manifest, noise = manifest_frame(entries, sample_rate), noise_frame(entries)
-    noise["split"] = split_noise_recordings(noise["noise_id"].tolist(), settings.noise_split.fractions, settings.noise_split.seed)
-    if 0 < len(noise) < MIN_NOISE_RECORDINGS:
-        log.warning(
-            "ONLY %d WARD-NOISE RECORDING(S): too few to split into train/val/test noise (%d needed); training, the noisy "
-            "validation set and the noisy test set share them, so the noisy test measures noise the model has heard.",
-            len(noise), MIN_NOISE_RECORDINGS,
-        )
+    manifest, noise = manifest_frame(entries, sample_rate), noise_frame(entries, settings)
     write_prepared_manifest(out_dir, manifest)
     write_noise_manifest(out_dir, noise)
     write_summary(out_dir, manifest, noise)

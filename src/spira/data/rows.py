@@ -202,17 +202,30 @@ def read_noise_rows(settings: PrepareSettings, first_order: int) -> tuple[list[E
         if column is None:
             raise PrepareError(f"{noise_root / listed}: no column among data.noise_columns {list(settings.noise_columns)}; header {list(table.header)}")
         position = table.header.index(column)
-        entries = [
-            Entry(NOISE, str(listed), row.line, first_order + number, raw_path=row.fields[position] if position < len(row.fields) else "")
-            for number, row in enumerate(table.rows)
-        ]
-        for entry in entries:
+        split_position = None
+        if settings.noise_split.column is not None:
+            split_column = table.column(settings.noise_split.column)
+            if split_column is None:
+                raise PrepareError(f"{noise_root / listed}: no split column {settings.noise_split.column!r} (data.noise_split.column); header {list(table.header)}")
+            split_position = table.header.index(split_column)
+        splits = split_lookup(settings.split.names)
+        entries = []
+        for number, row in enumerate(table.rows):
+            entry = Entry(NOISE, str(listed), row.line, first_order + number, raw_path=row.fields[position] if position < len(row.fields) else "")
+            entries.append(entry)
+            cell = row.fields[split_position] if split_position is not None and split_position < len(row.fields) else ""
             if not entry.raw_path:
                 entry.quarantine("malformed_row", f"{listed} line {entry.line}: no file path")
+            elif split_position is not None:
+                entry.split = splits.get(normalise_token(cell), "")
+                if not entry.split:
+                    entry.quarantine("unknown_split", f"{listed} line {entry.line}: split {cell!r} is not in data.split.names")
         return entries, {"name": str(listed), "rows": len(table.rows), "encoding": table.encoding, "delimiter": table.delimiter}
     if noise_root.resolve() == root.resolve():
         log.warning("no ward-noise set: %s has no %s; pass data.noise_root=<noise folder> (or use augment=none)", noise_root, listed)
         return [], {"name": None, "rows": 0}
+    if settings.noise_split.column is not None:
+        log.warning("no noise manifest to read data.noise_split.column from: the noise recordings are split by data.noise_split.fractions")
     files = sorted(p.relative_to(noise_root).as_posix() for p in noise_root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
     log.info("ward-noise set: %d audio files found under data.noise_root (no %s there)", len(files), listed)
     scan = "(folder scan)"

@@ -28,6 +28,7 @@ class NoiseSplitSettings:
 
     fractions: dict[str, float]
     seed: int
+    column: str | None = None  # the noise manifest's split column, when the splits are given
 
 
 @dataclass(frozen=True)

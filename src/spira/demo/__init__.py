@@ -14,17 +14,24 @@ data. What is modelled:
 - Utterances: a sustained vowel "aaa", the SPIRA sentence ("o amor ao próximo ...") and
   counting ("um, dois, três ..."), with syllable-rate prosody, breath groups, pauses and
   inhalations, then a mild room colouring per channel.
-- Respiratory insufficiency (patients, scaled by `marker_strength`): shorter breath
-  groups and phonations, audible inhalations, hesitation pauses, slower speech, more
-  breathiness, jitter and shimmer, softer glottal closure, wider formant bandwidths,
-  loudness decaying within a breath group and a flatter dynamic profile. Patients are
-  at least moderately affected (severity 0.6-1 before `marker_strength`), so ~80
-  training speakers teach the markers in a few epochs; speakers still vary individually.
+- Respiratory insufficiency (patients): shorter breath groups and phonations, audible
+  inhalations, hesitation pauses, slower speech, more breathiness, jitter and shimmer,
+  softer glottal closure, wider formant bandwidths, loudness decaying within a breath
+  group and a flatter dynamic profile. Severity is drawn from Beta(`severity_alpha`,
+  `severity_beta`) and scaled by `marker_strength`, so mild patients are common; every
+  marker adds its shift to the speaker's own healthy value, which varies across speakers
+  (sex, age, habitual pitch, speaking rate) more than a typical patient's shift.
+- Recording sites (`n_sites`): each a room (early reflections) and a channel (band
+  limit, low-end roll-off, noise floor, usual sample rate). Patients favour the first
+  sites and controls the last, by `site_confound`; the site is the metadata's `site`.
 - Hospital wards: monitor beeps, ventilation air flow with mains hum and distant
-  low-passed babble. The same generator writes the noise set and (with
-  `ward_noise_in_patients`) the background of patient recordings, while controls get
-  the quieter, broadband room tone of a phone at home. That reproduces SPIRA's
-  confound: the background alone separates the classes.
+  low-passed babble. A speaker recorded in a ward (`ward_background_patients`,
+  `ward_background_controls`: most patients, some controls) carries one of `n_wards`
+  wards' noise behind the speech; the others a home's room tone, at levels
+  (`ward_peak_range`, `home_peak_range`) that overlap. That is SPIRA's confound, with
+  overlapping levels. The noise set's training files are realisations of those wards;
+  its val and test files (`held_out_noise_files` each, listed with their `split` in
+  noise_data.csv) come from one more ward each, heard in no recording and no training noise.
 
 Output is byte-deterministic for a given config. Random streams are keyed by
 (seed, purpose, speaker, utterance), so adding speakers leaves existing voices unchanged.

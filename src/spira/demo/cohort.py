@@ -18,25 +18,21 @@ import soundfile as sf
 from spira.augment.protocol import SPIRA_NOISE_PEAK_RANGE
 from spira.data.audio import write_float_wav
 from spira.data.splits import split_speakers
-from spira.demo.noise import WardProfile, colour_room, draw_ward, home_background, ward_noise
+from spira.demo.noise import SiteProfile, WardProfile, draw_site, draw_ward, home_background, site_channel, ward_noise
 from spira.demo.utterance import UTTERANCE_KINDS, render_speech
 from spira.demo.voice import Voice, draw_voice
 from spira.parallel import ordered_map
 
 SPLIT_NAMES = ("train", "eval", "test")
-METADATA_COLUMNS = ("file_path", "class", "speaker_id", "sex", "age")
+METADATA_COLUMNS = ("file_path", "class", "speaker_id", "sex", "age", "site")
 
-# Controls were recorded elsewhere (at home, on a phone): a broadband room tone at a
-# phone's noise floor, below the ward noise. Louder, it would mask the ward clip the
-# noisy test adds to controls, and a model trained on raw audio would no longer show
-# SPIRA's collapse on that test.
-HOME_BACKGROUND_PEAK_RANGE = (0.01, 0.03)
-N_WARDS = 6
 NOISE_SET_SAMPLE_RATE = 16000
+NOISE_SPLITS = ("train", "val", "test")
 
 # Random-stream purposes: each gets its own key so draws of one never shift another.
 STREAM_CLASS, STREAM_VOICE, STREAM_FILE, STREAM_SYNTH = 1, 2, 3, 4
 STREAM_IDS, STREAM_SPLIT, STREAM_WARD, STREAM_NOISE_FILE = 5, 6, 7, 8
+STREAM_SEVERITY, STREAM_SCENE, STREAM_SITE = 9, 10, 11
 
 
 @dataclass(frozen=True)
@@ -50,9 +46,25 @@ class DemoCohortConfig:
     sample_rates: tuple[int, ...] = (16000, 22050, 44100, 48000)
     stereo_fraction: float = 0.2
     flac_fraction: float = 0.3
+    # Patients' severity ~ Beta(alpha, beta) on [0, 1], scaled by marker_strength: mild to severe.
+    severity_alpha: float = 2.5
+    severity_beta: float = 1.75
     marker_strength: float = 1.0
-    ward_noise_in_patients: bool = True
+    # Recording sites, and how strongly patients favour the first ones (0: sites independent of class).
+    n_sites: int = 3
+    site_confound: float = 0.5
+    # Share of a site's files at its own sample rate (the rest: any of sample_rates).
+    site_rate_share: float = 0.5
+    # Chance that a speaker was recorded in a ward (ward noise behind the speech), per class.
+    ward_background_patients: float = 0.8
+    ward_background_controls: float = 0.25
+    # Background peak relative to the speech peak: a ward (SPIRA's noise peaks), a home.
+    ward_peak_range: tuple[float, float] = SPIRA_NOISE_PEAK_RANGE
+    home_peak_range: tuple[float, float] = (0.01, 0.06)
+    # Wards behind the recordings and in the training noise; each held-out noise split has a ward of its own.
+    n_wards: int = 6
     n_noise_files: int = 12
+    held_out_noise_files: int = 2
     noise_seconds: float = 15.0
     seed: int = 0
     # Processes that synthesise recordings; the output is identical for any value.
@@ -68,9 +80,19 @@ class DemoCohortConfig:
             "sample_rates": tuple(int(rate) for rate in self.sample_rates),
             "stereo_fraction": float(self.stereo_fraction),
             "flac_fraction": float(self.flac_fraction),
+            "severity_alpha": float(self.severity_alpha),
+            "severity_beta": float(self.severity_beta),
             "marker_strength": float(self.marker_strength),
-            "ward_noise_in_patients": bool(self.ward_noise_in_patients),
+            "n_sites": int(self.n_sites),
+            "site_confound": float(self.site_confound),
+            "site_rate_share": float(self.site_rate_share),
+            "ward_background_patients": float(self.ward_background_patients),
+            "ward_background_controls": float(self.ward_background_controls),
+            "ward_peak_range": tuple(float(x) for x in self.ward_peak_range),
+            "home_peak_range": tuple(float(x) for x in self.home_peak_range),
+            "n_wards": int(self.n_wards),
             "n_noise_files": int(self.n_noise_files),
+            "held_out_noise_files": int(self.held_out_noise_files),
             "noise_seconds": float(self.noise_seconds),
             "seed": int(self.seed),
             "num_workers": int(self.num_workers),
@@ -85,25 +107,33 @@ class DemoCohortConfig:
             raise ValueError("need 1 <= min_seconds <= max_seconds")
         if not self.sample_rates or min(self.sample_rates) < 8000:
             raise ValueError("sample_rates must be non-empty and each >= 8000 Hz")
-        for name in ("stereo_fraction", "flac_fraction"):
+        for name in ("stereo_fraction", "flac_fraction", "site_confound", "site_rate_share",
+                     "ward_background_patients", "ward_background_controls"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1]")
-        if self.marker_strength < 0:
-            raise ValueError("marker_strength must be >= 0")
-        if self.n_noise_files < 0 or self.noise_seconds <= 0:
-            raise ValueError("need n_noise_files >= 0 and noise_seconds > 0")
+        if self.marker_strength < 0 or self.severity_alpha <= 0 or self.severity_beta <= 0:
+            raise ValueError("need marker_strength >= 0 and severity_alpha, severity_beta > 0")
+        if self.n_sites < 1 or self.n_wards < 1:
+            raise ValueError("need n_sites >= 1 and n_wards >= 1")
+        for name in ("ward_peak_range", "home_peak_range"):
+            low, high = getattr(self, name)
+            if not 0.0 <= low <= high < 1.0:
+                raise ValueError(f"{name} must be [low, high] with 0 <= low <= high < 1")
+        if self.n_noise_files < 0 or self.held_out_noise_files < 0 or self.noise_seconds <= 0:
+            raise ValueError("need n_noise_files >= 0, held_out_noise_files >= 0 and noise_seconds > 0")
         if self.seed < 0:
             raise ValueError("seed must be >= 0")
 
 
 @dataclass(frozen=True)
 class Speaker:
-    """A cohort member: class, voice, and the ward whose noise a patient's files carry."""
+    """A cohort member: class, voice, recording site, and the ward behind its recordings (None: at home)."""
 
     index: int
     speaker_id: str
     is_patient: bool
-    ward: int
+    site: int
+    ward: int | None
     voice: Voice
 
 
@@ -126,36 +156,46 @@ class Recording:
         return f"audio/{self.record_id}.{self.container}"
 
 
-def draw_speaker(seed: int, index: int, marker_strength: float) -> Speaker:
+def site_weights(n_sites: int, confound: float, is_patient: bool) -> np.ndarray:
+    """Patients favour the first sites and controls the last, by `confound` (0: the same for both)."""
+    tilt = np.linspace(1.0, -1.0, n_sites) if n_sites > 1 else np.zeros(1)
+    weights = 1.0 + confound * tilt * (1.0 if is_patient else -1.0)
+    return weights / weights.sum()
+
+
+def draw_speaker(config: DemoCohortConfig, index: int) -> Speaker:
+    seed = config.seed
     # Classes alternate within pairs of speakers, in seeded order: balanced and stable.
     patient_first = np.random.default_rng([seed, STREAM_CLASS, index // 2]).random() < 0.5
     is_patient = (index % 2 == 0) == patient_first
-    rng = np.random.default_rng([seed, STREAM_VOICE, index])
-    ward = int(rng.integers(N_WARDS))
-    # Patients are at least moderately affected: the markers must be learnable
-    # from ~80 training speakers in a few epochs, as SPIRA's real ones were.
-    raw_severity = rng.uniform(0.6, 1.0)
-    severity = raw_severity * marker_strength if is_patient else 0.0
+    severity_rng = np.random.default_rng([seed, STREAM_SEVERITY, index])
+    raw_severity = severity_rng.beta(config.severity_alpha, config.severity_beta)
+    severity = raw_severity * config.marker_strength if is_patient else 0.0
+    scene = np.random.default_rng([seed, STREAM_SCENE, index])
+    site = int(scene.choice(config.n_sites, p=site_weights(config.n_sites, config.site_confound, is_patient)))
+    in_ward = scene.random() < (config.ward_background_patients if is_patient else config.ward_background_controls)
+    ward = int(scene.integers(config.n_wards))
+    voice = draw_voice(np.random.default_rng([seed, STREAM_VOICE, index]), severity)
     return Speaker(index=index, speaker_id=f"spk-{index + 1:04d}", is_patient=is_patient,
-                   ward=ward, voice=draw_voice(rng, severity))
+                   site=site, ward=ward if in_ward else None, voice=voice)
 
 
 def synthesise_recording(recording: Recording, config: DemoCohortConfig,
-                         wards: tuple[WardProfile, ...]) -> np.ndarray:
+                         wards: tuple[WardProfile, ...], sites: tuple[SiteProfile, ...]) -> np.ndarray:
     """The samples of one file, shape (frames,) or (frames, channels), peak = speaker level."""
     speaker = recording.speaker
     rng = np.random.default_rng([config.seed, STREAM_SYNTH, speaker.index, recording.utterance])
     sample_rate = recording.sample_rate
     n_samples = int(round(recording.seconds * sample_rate))
     dry = render_speech(rng, speaker.voice, recording.kind, n_samples, sample_rate)
-    channels = [colour_room(rng, dry, sample_rate) for _ in range(recording.channels)]
+    channels = [site_channel(rng, sites[speaker.site], dry, sample_rate) for _ in range(recording.channels)]
     speech_peak = max(float(np.max(np.abs(channel))) for channel in channels)
-    if speaker.is_patient and config.ward_noise_in_patients:
+    if speaker.ward is not None:
         background = ward_noise(rng, wards[speaker.ward], n_samples, sample_rate)
-        background *= rng.uniform(*SPIRA_NOISE_PEAK_RANGE) * speech_peak
+        background *= rng.uniform(*config.ward_peak_range) * speech_peak
     else:
         background = home_background(rng, n_samples, sample_rate)
-        background *= rng.uniform(*HOME_BACKGROUND_PEAK_RANGE) * speech_peak
+        background *= rng.uniform(*config.home_peak_range) * speech_peak
     mixed = np.stack([channel + rng.uniform(0.85, 1.0) * background for channel in channels],
                      axis=1)
     mixed *= speaker.voice.level * rng.uniform(0.9, 1.1) / float(np.max(np.abs(mixed)))
@@ -163,7 +203,7 @@ def synthesise_recording(recording: Recording, config: DemoCohortConfig,
     return mixed[:, 0] if recording.channels == 1 else mixed
 
 
-def plan_recordings(config: DemoCohortConfig, speakers: list[Speaker]) -> list[Recording]:
+def plan_recordings(config: DemoCohortConfig, speakers: list[Speaker], sites: tuple[SiteProfile, ...]) -> list[Recording]:
     """Format, rate, channels and duration per file; ids numbered in a shuffled order."""
     total = len(speakers) * config.utterances_per_speaker
     id_order = np.random.default_rng([config.seed, STREAM_IDS]).permutation(total)
@@ -172,7 +212,8 @@ def plan_recordings(config: DemoCohortConfig, speakers: list[Speaker]) -> list[R
     for speaker, utterance in itertools.product(speakers, range(config.utterances_per_speaker)):
         rng = np.random.default_rng([config.seed, STREAM_FILE, speaker.index, utterance])
         seconds = round(rng.uniform(config.min_seconds, config.max_seconds), 3)
-        sample_rate = config.sample_rates[int(rng.integers(len(config.sample_rates)))]
+        any_rate = config.sample_rates[int(rng.integers(len(config.sample_rates)))]
+        sample_rate = sites[speaker.site].preferred_rate if rng.random() < config.site_rate_share else any_rate
         channels = 2 if rng.random() < config.stereo_fraction else 1
         container = "flac" if rng.random() < config.flac_fraction else "wav"
         subtype_draw = rng.random()
@@ -187,6 +228,19 @@ def plan_recordings(config: DemoCohortConfig, speakers: list[Speaker]) -> list[R
             kind=UTTERANCE_KINDS[utterance % len(UTTERANCE_KINDS)], seconds=seconds,
             sample_rate=sample_rate, channels=channels, container=container, subtype=subtype))
     return recordings
+
+
+def noise_file_splits(n_files: int, held_out: int) -> list[str]:
+    """The split of each noise file: `held_out` each for val and test (fewer when there are
+    too few files to leave training at least one), the rest train."""
+    held_out = min(held_out, max(0, (n_files - 1) // 2))
+    return ["train"] * (n_files - 2 * held_out) + ["val"] * held_out + ["test"] * held_out
+
+
+def noise_ward(number: int, split: str, n_wards: int) -> int:
+    """The ward of noise file `number` (from 1): training noise cycles through the recordings'
+    wards 0..n_wards-1; the val and test noise have a ward each (n_wards, n_wards + 1), heard nowhere else."""
+    return (number - 1) % n_wards if split == "train" else n_wards + NOISE_SPLITS.index(split) - 1
 
 
 def split_demo_speakers(config: DemoCohortConfig, speakers: list[Speaker]) -> dict[str, str]:
@@ -219,8 +273,8 @@ def remove_stale_outputs(out_dir: Path) -> None:
 
 
 def synthesise_and_write(recording: Recording, config: DemoCohortConfig,
-                         wards: tuple[WardProfile, ...], out_dir: Path) -> None:
-    samples = synthesise_recording(recording, config, wards)
+                         wards: tuple[WardProfile, ...], sites: tuple[SiteProfile, ...], out_dir: Path) -> None:
+    samples = synthesise_recording(recording, config, wards, sites)
     write_audio(out_dir / recording.file_path, samples, recording.sample_rate, recording.subtype)
 
 
@@ -228,23 +282,26 @@ def generate_demo_cohort(out_dir: Path, config: DemoCohortConfig) -> dict:
     """Write the synthetic cohort under `out_dir`; returns counts. Deterministic per config.
 
     Layout: audio/rec_NNNN.{wav,flac}; metadata_{train,eval,test}.csv with columns
-    file_path,class,speaker_id,sex,age; noise/ward_NNN.wav listed in noise_data.csv
-    (column path_wav). Paths in the CSVs are relative to `out_dir`.
+    file_path,class,speaker_id,sex,age,site; noise/ward_NNN.wav listed in noise_data.csv
+    (columns path_wav, split). Paths in the CSVs are relative to `out_dir`.
     """
     out_dir = Path(out_dir)
     (out_dir / "audio").mkdir(parents=True, exist_ok=True)
     (out_dir / "noise").mkdir(parents=True, exist_ok=True)
     remove_stale_outputs(out_dir)
 
-    speakers = [draw_speaker(config.seed, index, config.marker_strength)
-                for index in range(config.n_speakers)]
+    speakers = [draw_speaker(config, index) for index in range(config.n_speakers)]
+    noise_splits = noise_file_splits(config.n_noise_files, config.held_out_noise_files)
+    # The recordings' wards, then one ward of its own per held-out noise split.
     wards = tuple(draw_ward(np.random.default_rng([config.seed, STREAM_WARD, ward]))
-                  for ward in range(N_WARDS))
-    recordings = plan_recordings(config, speakers)
+                  for ward in range(config.n_wards + 2))
+    sites = tuple(draw_site(np.random.default_rng([config.seed, STREAM_SITE, site]), config.sample_rates)
+                  for site in range(config.n_sites))
+    recordings = plan_recordings(config, speakers, sites)
     split_of = split_demo_speakers(config, speakers)
 
     write_recording = functools.partial(synthesise_and_write, config=config, wards=wards,
-                                        out_dir=out_dir)
+                                        sites=sites, out_dir=out_dir)
     list(ordered_map(write_recording, recordings, config.num_workers, chunksize=8))
 
     rows: dict[str, list[tuple]] = {name: [] for name in SPLIT_NAMES}
@@ -252,20 +309,19 @@ def generate_demo_cohort(out_dir: Path, config: DemoCohortConfig) -> dict:
         speaker = recording.speaker
         rows[split_of[speaker.speaker_id]].append(
             (recording.file_path, int(speaker.is_patient), speaker.speaker_id,
-             speaker.voice.sex, speaker.voice.age))
+             speaker.voice.sex, speaker.voice.age, f"site_{speaker.site + 1}"))
     for name in SPLIT_NAMES:
         write_csv(out_dir / f"metadata_{name}.csv", METADATA_COLUMNS, sorted(rows[name]))
 
     noise_paths = []
     n_noise_samples = int(round(config.noise_seconds * NOISE_SET_SAMPLE_RATE))
-    for number in range(1, config.n_noise_files + 1):
+    for number, split in enumerate(noise_splits, start=1):
         rng = np.random.default_rng([config.seed, STREAM_NOISE_FILE, number])
-        noise = ward_noise(rng, wards[(number - 1) % N_WARDS], n_noise_samples,
-                           NOISE_SET_SAMPLE_RATE)
+        noise = ward_noise(rng, wards[noise_ward(number, split, config.n_wards)], n_noise_samples, NOISE_SET_SAMPLE_RATE)
         path = f"noise/ward_{number:03d}.wav"
         write_audio(out_dir / path, rng.uniform(0.3, 0.9) * noise, NOISE_SET_SAMPLE_RATE, "PCM_16")
-        noise_paths.append((path,))
-    write_csv(out_dir / "noise_data.csv", ["path_wav"], noise_paths)
+        noise_paths.append((path, split))
+    write_csv(out_dir / "noise_data.csv", ["path_wav", "split"], noise_paths)
 
     return {
         "speakers": len(speakers),
@@ -282,4 +338,9 @@ def generate_demo_cohort(out_dir: Path, config: DemoCohortConfig) -> dict:
                          for rate in config.sample_rates},
         "audio_seconds": round(sum(r.seconds for r in recordings), 1),
         "noise_files": len(noise_paths),
+        "noise_files_per_split": {name: noise_splits.count(name) for name in NOISE_SPLITS},
+        "patients_per_site": [sum(s.is_patient and s.site == site for s in speakers) for site in range(config.n_sites)],
+        "controls_per_site": [sum(not s.is_patient and s.site == site for s in speakers) for site in range(config.n_sites)],
+        "in_ward": {"patients": sum(s.is_patient and s.ward is not None for s in speakers),
+                    "controls": sum(not s.is_patient and s.ward is not None for s in speakers)},
     }

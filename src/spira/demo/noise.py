@@ -1,8 +1,9 @@
 """The acoustic scenes around the speech: hospital wards, a room at home, the room's colour.
 
 A ward is a fixed profile (monitors, mains hum, air flow, distant talkers); each
-recording and each file of the noise set is a fresh realisation of one. Controls
-get the quieter, broadband room tone of a phone at home instead.
+recording and each file of the noise set is a fresh realisation of one. A recording
+made outside a ward gets the broadband room tone of a home instead. A recording
+site is a room and a channel (microphone band, noise floor, usual sample rate).
 """
 
 from __future__ import annotations
@@ -58,16 +59,45 @@ def draw_ward(rng: np.random.Generator) -> WardProfile:
     )
 
 
-def colour_room(rng: np.random.Generator, dry: np.ndarray, sample_rate: int) -> np.ndarray:
-    """A few early reflections and a gentle high-frequency roll-off (room and microphone)."""
+@dataclass(frozen=True)
+class SiteProfile:
+    """One recording site: its room (early reflections) and its microphones' channel."""
+
+    reflections: int
+    reflection_gain: float
+    low_pass_hz: float  # band limit of the site's phones or microphones
+    low_pass_mix: float
+    high_pass_hz: float  # small phone microphones roll off the low end
+    hiss: float  # the channel's electronic noise floor, relative to the speech peak
+    preferred_rate: int  # the sample rate most of its files are recorded at
+
+
+def draw_site(rng: np.random.Generator, sample_rates: tuple[int, ...]) -> SiteProfile:
+    return SiteProfile(
+        reflections=int(rng.integers(2, 7)),
+        reflection_gain=rng.uniform(0.1, 0.4),
+        low_pass_hz=rng.uniform(2500.0, 7000.0),
+        low_pass_mix=rng.uniform(0.2, 0.7),
+        high_pass_hz=rng.uniform(60.0, 300.0),
+        hiss=rng.uniform(0.0005, 0.004),
+        preferred_rate=int(sample_rates[int(rng.integers(len(sample_rates)))]),
+    )
+
+
+def site_channel(rng: np.random.Generator, site: SiteProfile, dry: np.ndarray, sample_rate: int) -> np.ndarray:
+    """The site's room and channel around one recording (each recording varies a little around the site)."""
     wet = dry.copy()
-    for _ in range(int(rng.integers(3, 6))):
+    for _ in range(site.reflections):
         delay = max(1, int(rng.uniform(0.002, 0.025) * sample_rate))
-        wet[delay:] += rng.uniform(-0.3, 0.3) * dry[:-delay]
-    pole = math.exp(-2.0 * math.pi * rng.uniform(2000.0, 6000.0) / sample_rate)
+        wet[delay:] += rng.uniform(-1.0, 1.0) * site.reflection_gain * dry[:-delay]
+    cutoff = min(site.low_pass_hz * rng.uniform(0.9, 1.1), 0.45 * sample_rate)
+    pole = math.exp(-2.0 * math.pi * cutoff / sample_rate)
     low_passed = signal.lfilter([1.0 - pole], [1.0, -pole], wet)
-    mix = rng.uniform(0.1, 0.5)
-    return (1.0 - mix) * wet + mix * low_passed
+    coloured = (1.0 - site.low_pass_mix) * wet + site.low_pass_mix * low_passed
+    high_pass = signal.butter(1, site.high_pass_hz * rng.uniform(0.9, 1.1), btype="highpass", fs=sample_rate, output="sos")
+    coloured = signal.sosfilt(high_pass, coloured)
+    peak = float(np.max(np.abs(coloured))) or 1.0
+    return coloured + site.hiss * peak * rng.standard_normal(len(coloured))
 
 
 def unit_rms(x: np.ndarray) -> np.ndarray:

@@ -95,21 +95,23 @@ def draw_voice(rng: np.random.Generator, severity: float) -> Voice:
         severity=severity,
         f0_hz=(f0_female - 30.0 * ageing) if female else (f0_male - 8.0 * ageing),
         formant_scale=(tract_female if female else tract_male) * (1.0 - 0.03 * ageing),
-        bandwidth_scale=1.0 + severity * (0.6 + 0.6 * u[0]),
-        jitter=0.003 + 0.004 * u[1] + 0.004 * ageing + severity * (0.015 + 0.015 * u[2]),
-        shimmer=0.03 + 0.03 * u[3] + 0.02 * ageing + severity * (0.08 + 0.1 * u[4]),
-        breathiness=((0.05 + 0.12 * u[5]) * (1.3 if female else 1.0)
-                     + severity * (0.35 + 0.35 * u[6])),
-        closing_phase=0.10 + 0.06 * u[7] + severity * (0.10 + 0.10 * u[8]),
-        syllables_per_second=(4.5 + 1.5 * u[9]) * (1.0 - 0.2 * severity),
-        breath_group_seconds=lerp(2.8 + 1.7 * u[10], 0.9 + 0.7 * u[10], severity),
-        max_phonation_seconds=lerp(12.0 + 13.0 * u[11], 2.5 + 2.5 * u[11], severity),
-        inhale_level=lerp(0.01 + 0.03 * u[12], 0.2 + 0.2 * u[12], severity),
-        inhale_seconds=lerp(0.25 + 0.2 * u[13], 0.45 + 0.35 * u[13], severity),
-        hesitation_probability=lerp(0.08 * u[14], 0.15 + 0.2 * u[14], severity),
-        word_pause_seconds=lerp(0.12 + 0.15 * u[15], 0.25 + 0.25 * u[15], severity),
-        stress_depth=(0.25 + 0.2 * u[16]) * (1.0 - 0.5 * severity),
-        breath_group_decay=0.15 * u[17] + severity * (0.15 + 0.25 * u[17]),
+        # Each marker: the speaker's own healthy value, spread across speakers more widely
+        # than the shift a typical (mild to moderate) patient's severity adds to it.
+        bandwidth_scale=(0.85 + 0.4 * u[0]) + severity * (0.4 + 0.4 * u[0]),
+        jitter=0.003 + 0.008 * u[1] + 0.004 * ageing + severity * (0.008 + 0.012 * u[2]),
+        shimmer=0.03 + 0.06 * u[3] + 0.02 * ageing + severity * (0.06 + 0.08 * u[4]),
+        breathiness=((0.04 + 0.2 * u[5]) * (1.3 if female else 1.0)
+                     + severity * (0.2 + 0.3 * u[6])),
+        closing_phase=0.10 + 0.1 * u[7] + severity * (0.06 + 0.08 * u[8]),
+        syllables_per_second=(3.8 + 2.4 * u[9]) * (1.0 - 0.2 * severity),
+        breath_group_seconds=lerp(2.0 + 2.5 * u[10], 0.9 + 0.7 * u[10], severity),
+        max_phonation_seconds=lerp(8.0 + 17.0 * u[11], 2.5 + 2.5 * u[11], severity),
+        inhale_level=0.01 + 0.12 * u[12] + severity * (0.12 + 0.15 * u[12]),
+        inhale_seconds=lerp(0.2 + 0.35 * u[13], 0.45 + 0.35 * u[13], severity),
+        hesitation_probability=lerp(0.15 * u[14], 0.15 + 0.2 * u[14], severity),
+        word_pause_seconds=lerp(0.1 + 0.25 * u[15], 0.25 + 0.25 * u[15], severity),
+        stress_depth=(0.2 + 0.3 * u[16]) * (1.0 - 0.5 * severity),
+        breath_group_decay=0.2 * u[17] + severity * (0.1 + 0.2 * u[17]),
         level=(0.35 + 0.55 * u[18]) * (1.0 - 0.3 * severity),
     )
 

@@ -48,6 +48,11 @@ def participant_counts(manifest: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("split", key=lambda s: s.map(order), kind="stable")
 
 
+# Metrics that read the patients alone: on a noisy test that adds noise to controls only,
+# they are the clean test's by construction.
+PATIENT_ONLY_METRICS = ("sensitivity",)
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(row) + " |" for row in rows]
 
@@ -60,7 +65,10 @@ def render_report(
     subgroups: dict,
     audit: dict | None,
     figures: list[str],
+    noisy_patients_unchanged: bool = False,
 ) -> str:
+    """The report; with `noisy_patients_unchanged` (noisy_test.num_noise_patient 0) the figures of
+    PATIENT_ONLY_METRICS are shown once, for the clean test."""
     lines = ["# Evaluation report", "", "## Participants and recordings", ""]
     lines += _table(["split", "class", "speakers", "files"], [[r.split, r._2, str(r.speakers), str(r.files)] for r in counts.itertuples()])
     if quarantine is not None:
@@ -80,14 +88,25 @@ def render_report(
                  + (f" (temperature {_number(decision['temperature'])})." if decision.get("temperature") else "."))
     evaluated = {name: metrics for name, metrics in test_metrics.items() if "status" not in metrics}
     lines += ["", "## Test metrics at the chosen threshold (95% speaker-level bootstrap intervals)", ""]
-    lines += _table(["metric", *evaluated], [[label, *(_with_interval(m, name) for m in evaluated.values())] for name, label in METRIC_LABELS.items()])
-    lines += [
-        "",
-        "At the conventional 0.5 instead: "
-        + "; ".join(f"{name} accuracy {_number(m['accuracy_at_0.5'])}, sensitivity {_number(m['sensitivity_at_0.5'])}, "
-                    f"specificity {_number(m['specificity_at_0.5'])}" for name, m in evaluated.items())
-        + ".",
-    ]
+
+    def shared(test_set: str, metric: str) -> bool:
+        return noisy_patients_unchanged and test_set == "test_noisy" and "test_clean" in evaluated and metric in PATIENT_ONLY_METRICS
+
+    def cell(test_set: str, metrics: dict, metric: str) -> str:
+        return "= test_clean" if shared(test_set, metric) else _with_interval(metrics, metric)
+
+    lines += _table(["metric", *evaluated], [[label, *(cell(test_set, m, name) for test_set, m in evaluated.items())] for name, label in METRIC_LABELS.items()])
+    if any(shared(test_set, metric) for test_set in evaluated for metric in PATIENT_ONLY_METRICS):
+        lines += ["", "The noisy test adds ward noise to controls only (`noisy_test.num_noise_patient: 0`): its patients are the clean "
+                  f"test's, so {', '.join(PATIENT_ONLY_METRICS)} is one figure, shown once. Specificity, and every figure that "
+                  "counts controls, can differ by construction."]  # fmt: skip
+
+    def at_half(test_set: str, m: dict) -> str:
+        parts = [f"accuracy {_number(m['accuracy_at_0.5'])}"]
+        parts += [] if shared(test_set, "sensitivity") else [f"sensitivity {_number(m['sensitivity_at_0.5'])}"]
+        return f"{test_set} " + ", ".join([*parts, f"specificity {_number(m['specificity_at_0.5'])}"])
+
+    lines += ["", "At the conventional 0.5 instead: " + "; ".join(at_half(name, m) for name, m in evaluated.items()) + "."]
     for name, metrics in test_metrics.items():
         if "status" in metrics:
             lines += ["", f"**{name}: {metrics['status']}.**"]

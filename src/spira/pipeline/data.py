@@ -56,6 +56,7 @@ def prepare_settings(data: DictConfig) -> PrepareSettings:
         noise_split=NoiseSplitSettings(
             fractions={str(name): float(share) for name, share in noise_split.fractions.items()},
             seed=int(noise_split.seed),
+            column=str(noise_split.column) if noise_split.get("column") else None,
         ),
         salt=salt_settings(data),
     )

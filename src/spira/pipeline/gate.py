@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from spira.evaluation.bootstrap import paired_auroc_difference
+from spira.evaluation.bootstrap import paired_auroc_difference, speaker_bootstrap
 from spira.evaluation.evaluate import TEST_SETS, point_metrics, score_split
 from spira.evaluation.thresholds import read_decision
 from spira.features.store import has_split
@@ -41,11 +41,26 @@ def gate_settings(cfg: DictConfig) -> GateSettings:
         confidence=float(gate.non_inferiority.confidence),
         resamples=int(gate.bootstrap.resamples),
         seed=int(gate.bootstrap.seed),
+        statistic=str(gate.statistic),
+        min_speakers_per_class=int(gate.min_speakers_per_class),
     )
 
 
 def file_md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def gate_figures(units: pd.DataFrame, threshold: float, gate: GateSettings) -> dict:
+    """Point metrics, their speaker bootstrap intervals (`<metric>_ci_low/_ci_high`, the gate's
+    resamples, confidence and seed) and the test speakers of each class the figures rest on."""
+    figures = point_metrics(units, threshold)
+    labels, probabilities, speakers = units["actual"].to_numpy(), units["probability"].to_numpy(), units["speaker_id"].to_numpy()
+    for metric, (low, high) in speaker_bootstrap(labels, probabilities, speakers, threshold, gate.resamples, gate.confidence, gate.seed).items():
+        if metric in figures:
+            figures[f"{metric}_ci_low"], figures[f"{metric}_ci_high"] = round(low, 6), round(high, 6)
+    for label, cls in ((1, "patients"), (0, "controls")):
+        figures[f"n_{cls}_speakers"] = int(units.loc[units["actual"] == label, "speaker_id"].nunique())
+    return figures
 
 
 def score_model(checkpoint: Path, cfg: DictConfig, features_dir: Path, decision: dict, name: str) -> dict[str, tuple[dict, pd.DataFrame | None]]:
@@ -66,7 +81,7 @@ def score_model(checkpoint: Path, cfg: DictConfig, features_dir: Path, decision:
             scores[name] = ({"n_files": 0, "status": "not evaluated: no noise recordings"}, None)
             continue
         units = score_split(module, features_dir, split, int(cfg.evaluate.batch_size), str(decision["aggregate"]))
-        scores[name] = (point_metrics(units, float(decision["threshold"])), units)
+        scores[name] = (gate_figures(units, float(decision["threshold"]), gate_settings(cfg)), units)
     return scores
 
 
@@ -88,7 +103,7 @@ def run_gate(cfg: DictConfig, repo: Path = Path("."), layout: Layout = PIPELINE,
         "code_commit": git_commit(repo),
         **model_figures(challenger_scores),
     }
-    rules = floor_rules(challenger, gate.floors)
+    rules = floor_rules(challenger, gate.floors, gate.statistic, gate.min_speakers_per_class)
     champion, non_inferiority = None, None
     version = current_prod(repo, gate.artifact)
     if version is not None:

@@ -124,7 +124,8 @@ def evaluate_model(cfg: DictConfig, outputs: RunOutputs = STAGE_OUTPUTS) -> dict
     write_json(outputs.threshold_record, decision)
     figures = sorted(path.name for path in (outputs.report_dir / "figures").glob("*.png"))
     quarantine, audit = read_json(layout.quarantine / QUARANTINE_SUMMARY_FILE), read_json(layout.audit)
-    write_text_atomic(outputs.report, render_report(participant_counts(manifest), quarantine, decision, test_metrics, per_subgroup, audit, figures))
+    write_text_atomic(outputs.report, render_report(participant_counts(manifest), quarantine, decision, test_metrics, per_subgroup, audit, figures,
+                                                 noisy_patients_unchanged=int(cfg.noisy_test.num_noise_patient) == 0))
     write_json(outputs.test_metrics, {"threshold": decision, **test_metrics})
     if uses_wandb(cfg):
         log_test_results(cfg, {name: metrics for name, metrics in test_metrics.items() if "status" not in metrics}, outputs.report_dir)

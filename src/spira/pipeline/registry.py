@@ -154,7 +154,7 @@ def promote(repo: Path, params: DictConfig, force: bool = False, reason: str | N
     else:
         result = checked_gate_result(repo, params)
         if result["decision"] != "pass":
-            raise RegistryError(f"the gate refused this model: {failed_rules_text(result)}. "
+            raise RegistryError(f"the gate refused this model ({result['decision']}): {failed_rules_text(result)}. "
                                 "Fix the data or the model, or override with --force --reason TEXT")  # fmt: skip
         message = "promote: gate passed" + (f" against {result['champion']['version']}" if result["champion"] else " (floors only, no champion)")
     return register_and_assign_prod(repo, name, version_record(repo, params, result, reason if force else None), message), True
