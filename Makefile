@@ -10,7 +10,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Nothing leaves the machine unless the user opts in.
 export WANDB_MODE ?= offline
 
-.PHONY: install lock params repro exp-show ct verify test test-fast clean
+.PHONY: install lock params repro exp-show ct promote verify test test-fast clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,14 +58,20 @@ docs: install
 # The continuous-training loop (docs/continuous-training.md): compose params,
 # re-run what changed (the gate judges the new model against prod), commit the
 # run's record, promote when the gate passed, push data and models to the DVC remote.
-CT_RECORD := params.yaml dvc.lock metrics reports eval/plots
+CT_RECORD := params.yaml dvc.lock metrics reports eval
 ct: params
 	$(BIN)/dvc repro
+	$(MAKE) --no-print-directory promote
+	@if [ -n "$$($(BIN)/dvc remote list)" ]; then $(BIN)/dvc push; else echo "no DVC remote configured: nothing pushed"; fi
+
+# After `make repro`: commit the run's record when it differs from HEAD's (promotion
+# trusts only what is committed), then register the model and assign it `prod` when
+# the gate passed. `spira serve --model prod` serves it.
+promote: install
 	git add $(CT_RECORD)
 	git diff --cached --quiet || git commit -qm "ct: dvc repro ($$(date -u +%Y-%m-%d))"
 	@if grep -q '"decision": "pass"' metrics/gate.json; then $(BIN)/spira promote; \
 	else echo "gate refused the challenger: see reports/gate.md; prod unchanged"; fi
-	@if [ -n "$$($(BIN)/dvc remote list)" ]; then $(BIN)/dvc push; else echo "no DVC remote configured: nothing pushed"; fi
 
 # Rerun the committed pipeline from scratch in a scratch clone and compare every
 # metric with the committed one: identical on the machine that made them, within

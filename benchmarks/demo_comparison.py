@@ -25,6 +25,7 @@ from pathlib import Path
 
 from results_file import default_output, recorded
 
+ROOT = Path(__file__).resolve().parents[1]
 ENTRIES = {
     "default": [],
     "augment-none": ["augment=none"],
@@ -35,14 +36,14 @@ ENTRIES = {
 def run_entry(name: str, overrides: list[str]) -> None:
     """One entry as an experiment of HEAD (a previous one of that name replaced; DVC's run cache
     restores the stages whose inputs it has seen, so `default` costs nothing after `make repro`)."""
-    subprocess.run(["dvc", "exp", "remove", f"demo-{name}"], capture_output=True)
+    subprocess.run(["dvc", "exp", "remove", f"demo-{name}"], capture_output=True, cwd=ROOT)
     command = ["dvc", "exp", "run", "-n", f"demo-{name}", *(arg for override in overrides for arg in ("-S", override))]
-    subprocess.run(command, check=True, stdout=sys.stderr)
+    subprocess.run(command, check=True, stdout=sys.stderr, cwd=ROOT)
 
 
 def experiments() -> dict[str, dict]:
     """name -> the metrics files of the experiments of HEAD (dvc exp show --json)."""
-    shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], check=True, capture_output=True, text=True).stdout)
+    shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], check=True, capture_output=True, text=True, cwd=ROOT).stdout)
     found = {}
     for commit in shown:
         for experiment in commit.get("experiments") or []:

@@ -222,6 +222,14 @@ def benchmark(name: str) -> Callable[[Inputs], str]:
     return render
 
 
+def demo_comparison(inputs: Inputs) -> str:
+    """The demo benchmark's table (benchmarks/demo_comparison.py prints it as markdown)."""
+    results = inputs.optional_json("benchmarks/results/demo_comparison.json")
+    if results is None:
+        return "No figures recorded yet: `python benchmarks/demo_comparison.py --run` runs the entries (`benchmarks/results/demo_comparison.json`).\n"
+    return f"`{results['command']}` on {describe_machine(results['machine'])}:\n\n" + "\n".join(results["lines"]) + "\n"
+
+
 def test_tiers(inputs: Inputs) -> str:
     results = inputs.optional_json("benchmarks/results/test_tiers.json")
     if results is None:
@@ -242,6 +250,7 @@ RENDERERS: dict[str, Callable[[Inputs], str]] = {
     "gate": gate,
     "model-size": model_size,
     "test-tiers": test_tiers,
+    "demo-comparison": demo_comparison,
     **{name.replace("_", "-"): benchmark(name) for name in BENCHMARKS},
 }
 
