@@ -78,6 +78,10 @@ def main() -> None:
     if args.run:
         for name, overrides in ENTRIES.items():
             run_entry(name, overrides)
+        # Each run leaves its outputs in the workspace: put back HEAD's record and DVC outputs
+        # (not `dvc exp apply`, which would also put back the code of the experiment's time).
+        subprocess.run(["git", "checkout", "HEAD", "--", "params.yaml", "dvc.lock", "metrics", "reports", "eval"], check=True, cwd=ROOT)
+        subprocess.run(["dvc", "checkout", "--quiet"], check=True, stdout=sys.stderr, cwd=ROOT)
     with recorded("demo_comparison", args.output):
         print("\n".join(table(experiments())))
 
