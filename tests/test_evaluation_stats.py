@@ -9,7 +9,7 @@ import pytest
 
 from spira.evaluation.bootstrap import INTERVAL_METRICS, _metrics_from_counts, _per_speaker, speaker_bootstrap
 from spira.evaluation.calibration import apply_temperature, brier_score, expected_calibration_error, fit_temperature, reliability_table
-from spira.evaluation.evaluate import EvaluationSettings, decision_units, interval_metrics, set_metrics
+from spira.evaluation.evaluate import EvaluationSettings, interval_metrics, set_metrics
 from spira.evaluation.report import participant_counts, render_report
 from spira.evaluation.subgroups import age_band, subgroup_metrics, subgroup_table
 from spira.evaluation.thresholds import choose_threshold, parse_rule
@@ -137,18 +137,17 @@ def test_test_set_metrics_carry_intervals_and_the_half_threshold_figures():
     assert (metrics["n_files"], metrics["n_speakers"]) == (8, 4)
 
 
-def test_speaker_aggregation_averages_file_probabilities():
-    files = pd.DataFrame({"file_id": list("wxyz"), "speaker_id": list("aabb"), "actual": [1, 1, 0, 0], "probability": [0.9, 0.5, 0.2, 0.4]})
-    speakers = decision_units(files, "speaker")
-    assert speakers.to_dict("list") == {"speaker_id": ["a", "b"], "actual": [1, 0], "probability": [pytest.approx(0.7), pytest.approx(0.3)], "files": [2, 2]}
-    mixed = files.assign(actual=[1, 0, 0, 0])
-    with pytest.raises(ValueError, match="both classes"):
-        decision_units(mixed, "speaker")
+def test_evaluation_settings_refuse_speaker_decisions_and_unknown_options_by_name():
     with pytest.raises(ValueError, match="evaluate.threshold=sensitivity:2"):
         EvaluationSettings(threshold="sensitivity:2", batch_size=1)
-    with pytest.raises(ValueError, match="evaluate.aggregate"):
+    # Served models decide one recording at a time: a speaker-level threshold could not be served.
+    with pytest.raises(ValueError, match=r"evaluate.aggregate=speaker: export, the gate, `spira predict` and `spira serve` decide one recording"):
+        EvaluationSettings(threshold=0.5, batch_size=1, aggregate="speaker")
+    with pytest.raises(ValueError, match=r"evaluate.aggregate=recording: expected one of \['file'\]"):
         EvaluationSettings(threshold=0.5, batch_size=1, aggregate="recording")
-    assert not math.isnan(set_metrics(speakers, 0.5, EvaluationSettings(threshold=0.5, batch_size=1))["auroc"])
+    with pytest.raises(ValueError, match=r"evaluate.calibration=platt: expected one of"):
+        EvaluationSettings(threshold=0.5, batch_size=1, calibration="platt")
+    assert EvaluationSettings(threshold=0.5, batch_size=1, calibration="temperature").calibration == "temperature"
 
 
 def test_age_bands_and_subgroups_with_counts_only_below_the_minimum():
@@ -172,9 +171,6 @@ def test_age_bands_and_subgroups_with_counts_only_below_the_minimum():
     assert report["sex"]["M"] == {"n_files": 2, "n_speakers": 1, "n_patients": 2, "n_controls": 0,
                                   "status": "counts only: fewer than 10 files or one class"}
     assert report["age_band"]["unknown"]["n_files"] == 2
-    # Per-speaker decisions: subgroups keyed by speaker.
-    speakers = subgroup_table(manifest, [40, 60], unit="speaker_id")
-    assert speakers.loc["s6", "sex"] == "M" and len(speakers) == 7
 
 
 def test_the_file_format_gives_one_subgroup_per_format():

@@ -13,6 +13,7 @@ import lightning as L
 import pytest
 import torch
 from omegaconf import OmegaConf
+from sklearn.metrics import roc_auc_score
 
 from conftest import PipelineRun
 from spira.config import compose_config
@@ -59,19 +60,29 @@ class Negated(torch.nn.Module):
 
 class NoiseFloor(torch.nn.Module):
     """Reads only the background: the level of a window's quietest frames (MFCC c0, 10th
-    percentile over frames), higher -> patient. The ward-noise shortcut and nothing else."""
+    percentile over frames), with the sign that ranks the train split best. The ward-noise
+    shortcut and nothing else."""
+
+    def __init__(self, sign: float = 1.0):
+        super().__init__()
+        self.sign = sign
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        return torch.quantile(windows[:, :, 0], 0.1, dim=1) / 10.0
+        return self.sign * torch.quantile(windows[:, :, 0], 0.1, dim=1) / 10.0
+
+    @classmethod
+    def fitted(cls, features: Path) -> NoiseFloor:
+        train = score_split(cls(), features, "train", 64)
+        return cls(1.0 if roc_auc_score(train["actual"], train["probability"]) >= 0.5 else -1.0)
 
 
 def gate_decision(module: torch.nn.Module, features: Path) -> dict:
     """The gate's decision on `module` with the default gate config and evaluate's threshold rule on `val`."""
     cfg = compose_config()
-    validation = score_split(module, features, "val", 64, "file")
+    validation = score_split(module, features, "val", 64)
     threshold = choose_threshold(str(cfg.evaluate.threshold), validation["actual"].to_numpy(), validation["probability"].to_numpy()).threshold
     gate = gate_settings(cfg)
-    figures = {name: gate_figures(score_split(module, features, split, 64, "file"), threshold, gate) for name, split in TEST_SETS.items()}
+    figures = {name: gate_figures(score_split(module, features, split, 64), threshold, gate) for name, split in TEST_SETS.items()}
     return decide(floor_rules(figures, gate.floors, gate.statistic, gate.min_speakers_per_class)) | {"figures": figures}
 
 
@@ -97,10 +108,10 @@ def test_a_label_flipped_model_is_refused(smoke_pipeline: PipelineRun, cohort: P
     assert flipped["figures"]["test_clean"]["auroc"] == pytest.approx(1 - straight, abs=1e-6)
 
 
-def test_a_model_that_reads_only_the_noise_is_refused_on_the_noisy_test(cohort: Path):
-    result = gate_decision(NoiseFloor(), cohort)
-    assert result["decision"] == "fail" and "floor noisy_test_auroc" in result["failed_rules"]
-    # It does find the shortcut on the clean test (patients are mostly recorded in wards) ...
-    assert result["figures"]["test_clean"]["auroc"] > 0.5
-    # ... and the noisy test, ward noise on every control, turns it upside down.
-    assert result["figures"]["test_noisy"]["auroc"] < 0.5
+def test_a_model_that_reads_only_the_noise_is_refused(cohort: Path):
+    model = NoiseFloor.fitted(cohort)
+    result = gate_decision(model, cohort)
+    # The background level alone ranks the clean test no better than chance by the gate's margin.
+    assert result["decision"] == "fail" and "floor test_auroc" in result["failed_rules"]
+    train = score_split(model, cohort, "train", 64)
+    assert roc_auc_score(train["actual"], train["probability"]) >= 0.5  # it is fitted: the sign that ranks train best

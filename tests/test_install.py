@@ -89,4 +89,5 @@ def test_a_stage_runs_from_the_installed_package(installed, tmp_path):
     generated = run_in(installed, project, "-m", "spira.stages.generate_demo")
     assert generated.returncode == 0, generated.stderr
     assert "'speakers': 16" in generated.stdout + generated.stderr
-    assert len(list((project / "data" / "demo" / "audio").glob("*.wav"))) == 24
+    audio = project / "data" / "demo" / "audio"
+    assert len([*audio.glob("*.wav"), *audio.glob("*.flac")]) == 32  # 16 speakers x 2 utterances

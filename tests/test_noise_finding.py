@@ -4,8 +4,7 @@ Patients carry ward noise, controls do not (the `spira_confound` cohort). Traine
 (`augment=none`), the model leans on the ward: adding one ward-noise clip to
 each control of the test set (the noisy test) costs it far more accuracy than
 it costs the default model, which was trained with ward noise inserted into
-both classes (`augment=spira_noise` with SPIRA's always-on insertion,
-`augment.ward_noise.probability=1.0`).
+both classes (`augment=spira_noise`, the default).
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ COHORT = ("-S", "demo_cohort=spira_confound", "-S", "demo_cohort.n_speakers=40",
           "-S", "demo_cohort.min_seconds=6.0", "-S", "demo_cohort.max_seconds=8.0",
           "-S", "demo_cohort.n_noise_files=10", "-S", "trainer.max_epochs=8",
           "-S", "train.warmup_steps=60",
-          # SPIRA's protocol: a fixed 0.5 threshold and selection on clean validation audio,
+          # A fixed 0.5 threshold and selection on clean validation audio, as SPIRA,
           # so the collapse is the model's, not masked by a threshold fitted on noisy validation.
           "-S", "evaluate.threshold=0.5", "-S", "train.validation_sets=[val]")
 
@@ -35,9 +34,9 @@ COHORT = ("-S", "demo_cohort=spira_confound", "-S", "demo_cohort.n_speakers=40",
 def test_without_noise_insertion_the_noisy_test_collapses(tmp_path: Path):
     repo = make_pipeline_repo(tmp_path / "repo")
     results = {}
-    # SPIRA inserts noise into every training window; the default (0.5) also trains
-    # on windows as recorded, which on this small cohort leaves a little of the ward shortcut.
-    overrides = {"spira_noise": ["-S", "augment.ward_noise.probability=1.0"], "none": []}
+    # The default insertion (augment.ward_noise.probability 0.5, chosen on validation: at SPIRA's
+    # 1.0 training hardly learns the voice of this cohort in 8 epochs).
+    overrides = {"spira_noise": [], "none": []}
     for augment, extra in overrides.items():
         run(["dvc", "exp", "run", *COHORT, "-S", f"augment={augment}", *extra], repo)
         results[augment] = json.loads((repo / "metrics/test.json").read_text())
@@ -49,4 +48,5 @@ def test_without_noise_insertion_the_noisy_test_collapses(tmp_path: Path):
     assert raw["test_clean"]["accuracy"] - raw["test_noisy"]["accuracy"] >= 0.2
     # With insertion the noisy test holds up, and beats the raw model on it by at least two files.
     assert default["test_noisy"]["accuracy"] >= raw["test_noisy"]["accuracy"] + 2 / default["test_noisy"]["n_files"] - 1e-6
-    assert default["test_noisy"]["auroc"] >= 0.85
+    # It holds up: noise on the controls costs the default model at most one file of accuracy.
+    assert default["test_clean"]["accuracy"] - default["test_noisy"]["accuracy"] <= 1 / default["test_noisy"]["n_files"] + 1e-6

@@ -77,21 +77,24 @@ def test_dvc_repro_end_to_end(smoke_pipeline: PipelineRun):
                 assert math.isnan(values[name]) and all(map(math.isnan, interval)), (test_set, name)
             else:
                 assert interval[0] <= values[name] <= interval[1], (test_set, name)
-    assert threshold == test_json["threshold"] and threshold["rule"] == "youden"
-    # Chosen on clean and noisy validation together (the sets model selection used).
-    assert threshold["validation_sets"] == ["val", "val_noisy"]
-    assert threshold["validation_files"] == 2 * (manifest["split"] == "val").sum()
+    assert threshold == test_json["threshold"] and threshold["rule"] == "sensitivity:0.80" and threshold["validation_sets"] == ["val"]
+    # Chosen on the validation recordings, each counted once.
+    assert threshold["validation_files"] == (manifest["split"] == "val").sum()
     assert metrics["threshold"] == threshold["threshold"]
 
     report = (tiny_repo / "eval/report.md").read_text()
-    assert f"chosen by the rule `youden` on {threshold['validation_files']} validation files" in report
-    assert "| noise_floor |" in report and "**flagged**" in report
+    assert f"chosen by the rule `sensitivity:0.80` on {threshold['validation_files']} validation files (val)" in report
     subgroups = json.loads((tiny_repo / "metrics/subgroups.json").read_text())["test_clean"]
     assert sum(group["n_files"] for group in subgroups["sex"].values()) == metrics["n_files"]
 
-    # The shortcut audit flags the demo's ward confound: patients' pauses are noisier.
+    # The shortcut audit runs before training and the report shows each property's AUROC, flagged as
+    # audit.json flags it (on 16 speakers its figures say little; the committed demo run's audit is
+    # tests/test_shortcut_audit.py's).
     audit = json.loads((tiny_repo / "metrics/audit.json").read_text())
-    assert "noise_floor" in audit["flagged"] and audit["properties"]["noise_floor"]["auroc"] >= 0.8
+    audit_section = report.split("## Shortcut audit (before training)", 1)[1]
+    for name, result in audit["properties"].items():
+        assert f"| {name} |" in audit_section and (result["auroc"] is None or 0 <= result["auroc"] <= 1), name
+    assert audit_section.count("**flagged**") == len(audit["flagged"])
     # The demo writes WAV and FLAC, drawn regardless of the label: audited, not flagged, and test subgroups per format.
     assert audit["properties"]["format"]["auroc"] is not None and "format" not in audit["flagged"]
     assert set(subgroups["format"]) <= {"FLAC", "WAV"} and sum(group["n_files"] for group in subgroups["format"].values()) == metrics["n_files"]

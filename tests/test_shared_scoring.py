@@ -17,6 +17,7 @@ from spira.evaluation.evaluate import EvaluationSettings, point_metrics, score_s
 from spira.evaluation.thresholds import EvaluationError, describe_decision, read_decision
 from spira.features.store import FEATURES_FILE, INDEX_COLUMNS, INDEX_FILE
 from spira.registry.promotion import GateRuleError, GateSettings
+from spira.serving.contract import calibrate
 
 TUNED = {"rule": "youden", "threshold": 0.42, "validation_sensitivity": 0.9, "validation_specificity": 0.8,
          "validation_files": 40, "validation_sets": ["val", "val_noisy"], "aggregate": "file", "calibration": "none", "temperature": None}  # fmt: skip
@@ -32,12 +33,12 @@ def test_read_decision_returns_the_record_evaluate_wrote(tmp_path):
     assert read_decision(write_test_metrics(tmp_path, TUNED)) == TUNED
 
 
-def test_read_decision_refuses_a_missing_evaluation_and_a_temperature_naming_the_file(tmp_path):
+def test_read_decision_refuses_a_missing_evaluation_naming_the_file_and_keeps_a_temperature(tmp_path):
     with pytest.raises(EvaluationError, match=r"test.json: no evaluation yet") as missing:
         read_decision(tmp_path / "test.json")
     assert isinstance(missing.value, UserError) and str(tmp_path) in str(missing.value)
-    with pytest.raises(EvaluationError, match=r"test.json: evaluate.calibration=temperature"):
-        read_decision(write_test_metrics(tmp_path, {**TUNED, "temperature": 1.3}))
+    calibrated = {**TUNED, "calibration": "temperature", "temperature": 1.3}
+    assert read_decision(write_test_metrics(tmp_path, calibrated))["temperature"] == 1.3
 
 
 def test_describe_decision_says_how_the_threshold_was_chosen():
@@ -76,7 +77,7 @@ def featurized_test_split(tmp_path: Path) -> Path:
 
 def test_the_gate_and_evaluate_score_a_split_alike(featurized_test_split):
     settings = EvaluationSettings(threshold=0.5, batch_size=5, resamples=200)
-    units = score_split(FirstCoefficient(), featurized_test_split, "test", settings.batch_size, "file")
+    units = score_split(FirstCoefficient(), featurized_test_split, "test", settings.batch_size)
     windows = np.load(featurized_test_split / "test.npy")[:, 0, 0]
     expected = pd.Series(1 / (1 + np.exp(-windows.astype(np.float64)))).groupby(np.arange(windows.size) // 2).mean().to_numpy()
     assert units["file_id"].tolist() == [f"f{s}_{f}" for s in range(6) for f in range(2)]
@@ -85,9 +86,12 @@ def test_the_gate_and_evaluate_score_a_split_alike(featurized_test_split):
     evaluate_figures = set_metrics(units, 0.5, settings)
     assert gate_figures["auroc"] == pytest.approx(roc_auc_score(units["actual"], units["probability"]), abs=1e-6)
     assert {name: evaluate_figures[name] for name in gate_figures} == gate_figures
-    speakers = score_split(FirstCoefficient(), featurized_test_split, "test", settings.batch_size, "speaker")
-    assert speakers["speaker_id"].tolist() == [f"s{s}" for s in range(6)] and speakers["files"].tolist() == [2] * 6
-    np.testing.assert_allclose(speakers["probability"], expected.reshape(6, 2).mean(axis=1), rtol=1e-6)
+    # Calibrated: the contract's function on the file means, which `spira predict` applies too.
+    calibrated = score_split(FirstCoefficient(), featurized_test_split, "test", settings.batch_size, temperature=2.0)
+    logit = np.log(expected / (1 - expected))
+    np.testing.assert_allclose(calibrated["probability"], 1 / (1 + np.exp(-logit / 2.0)), rtol=1e-6)
+    assert [calibrate(p, {"temperature": 2.0}) for p in expected] == pytest.approx(calibrated["probability"].tolist(), rel=1e-6)
+    assert calibrate(0.3, {"temperature": None}) == 0.3
 
 
 def test_intervals_and_the_paired_difference_draw_the_same_speaker_resamples():

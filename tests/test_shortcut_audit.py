@@ -1,5 +1,7 @@
 """The shortcut audit flags a planted confound, leaves a balanced control alone, and measures the noise floor."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -89,3 +91,17 @@ def test_signal_properties_on_a_known_signal():
     assert properties["loudness"] == pytest.approx(10 * np.log10((1e-6 + 0.5) / 2), abs=0.01)
     clipped = np.clip(tone * 2, -1, 1)
     assert signal_properties(clipped, rate)["clipping"] > 0.5 > signal_properties(tone, rate)["clipping"]
+
+
+def test_the_committed_demo_run_flags_the_confounds_its_cohort_was_built_with():
+    """The committed run's record (metrics/audit.json, params.yaml): the demo cohort puts more patients at
+    some sites (site_confound) and ward noise mostly behind patients; the audit flags both, and the file
+    format, drawn regardless of the label, not."""
+    from conftest import REPO_ROOT
+    from spira.config import load_params
+
+    cohort = load_params(REPO_ROOT / "params.yaml").demo_cohort
+    assert cohort.site_confound > 0 and cohort.ward_background_patients > cohort.ward_background_controls
+    audit = json.loads((REPO_ROOT / "metrics/audit.json").read_text())
+    assert {"source", "noise_floor"} <= set(audit["flagged"]) and "format" not in audit["flagged"]
+    assert audit["properties"]["noise_floor"]["auroc"] > audit["warn_auroc"] and audit["properties"]["source"]["auroc"] > audit["warn_auroc"]

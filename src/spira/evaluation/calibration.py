@@ -13,8 +13,7 @@ import pandas as pd
 from scipy.optimize import minimize_scalar
 
 from spira.metrics import file_loss
-
-EPS = 1e-7
+from spira.probability import apply_temperature  # the exported model's decision applies the same function
 
 
 def brier_score(labels: np.ndarray, prob: np.ndarray) -> float:
@@ -42,11 +41,6 @@ def expected_calibration_error(labels: np.ndarray, prob: np.ndarray, bins: int) 
     bin_of = _bin_of(prob, bins)
     gap = np.bincount(bin_of, weights=labels - prob, minlength=bins)
     return float(np.abs(gap).sum() / prob.size)
-
-
-def apply_temperature(prob: np.ndarray, temperature: float) -> np.ndarray:
-    prob = np.clip(np.asarray(prob, dtype=np.float64), EPS, 1 - EPS)
-    return 1 / (1 + np.exp(-np.log(prob / (1 - prob)) / temperature))
 
 
 def fit_temperature(labels: np.ndarray, prob: np.ndarray) -> float:

@@ -48,7 +48,7 @@ class EvaluationSettings:
     threshold: str | float  # a number or a rule of evaluation.thresholds
     batch_size: int
     threshold_sets: tuple[str, ...] = ("val",)  # the validation sets the rule is applied to (those featurized)
-    aggregate: str = "file"  # file | speaker: the unit a decision is made for
+    aggregate: str = "file"  # the unit a decision is made for: one recording (see AGGREGATES)
     calibration: str = "none"  # none | temperature (fitted on validation)
     calibration_bins: int = 10
     resamples: int = 2000
@@ -58,6 +58,12 @@ class EvaluationSettings:
 
     def __post_init__(self):
         parse_rule(self.threshold)  # a bad rule fails before any prediction is made
+        if self.aggregate == "speaker":
+            raise EvaluationError(
+                "evaluate.aggregate=speaker: export, the gate, `spira predict` and `spira serve` decide one recording at a time, "
+                "so a threshold chosen on speaker means would be applied to file probabilities; use evaluate.aggregate=file "
+                "(every interval is already a speaker bootstrap)"
+            )
         if self.aggregate not in AGGREGATES:
             raise EvaluationError(f"evaluate.aggregate={self.aggregate}: expected one of {list(AGGREGATES)}")
         if self.calibration not in CALIBRATIONS:
@@ -66,7 +72,8 @@ class EvaluationSettings:
 
 log = logging.getLogger(__name__)
 
-AGGREGATES = ("file", "speaker")
+# One decision per recording: what the exported model, `spira predict` and `spira serve` make.
+AGGREGATES = ("file",)
 CALIBRATIONS = ("none", "temperature")
 # Metrics that depend on the threshold: also reported at the conventional 0.5.
 THRESHOLD_METRICS = ("accuracy", "balanced_accuracy", "sensitivity", "specificity", "ppv", "npv", "f1")
@@ -100,30 +107,14 @@ def write_png(figure, path: Path) -> None:
         figure.savefig(temporary, format="png", dpi=100, metadata={"Software": None})
 
 
-def decision_units(predictions: pd.DataFrame, aggregate: str) -> pd.DataFrame:
-    """The rows a decision is made for: files, or speakers (mean of their file probabilities)."""
-    if aggregate == "file":
-        return predictions
-    grouped = predictions.groupby("speaker_id", sort=True)
-    if (grouped["actual"].nunique() > 1).any():
-        raise EvaluationError("evaluate.aggregate=speaker: a speaker has files of both classes; use evaluate.aggregate=file")
-    return pd.DataFrame(
-        {
-            "speaker_id": grouped.size().index,
-            "actual": grouped["actual"].first().to_numpy(),
-            "probability": grouped["probability"].mean().to_numpy(),
-            "files": grouped.size().to_numpy(),
-        }
-    )
-
-
-def score_split(module: torch.nn.Module, features_dir: Path, split: str, batch_size: int, aggregate: str, temperature: float | None = None) -> pd.DataFrame:
-    """The decision units of one featurized split with their probabilities: the one scoring path of
-    evaluate and the gate (file probabilities -> files or speakers -> temperature when calibrated)."""
-    units = decision_units(predict_files(module, features_dir, split, batch_size), aggregate)
+def score_split(module: torch.nn.Module, features_dir: Path, split: str, batch_size: int, temperature: float | None = None) -> pd.DataFrame:
+    """The files of one featurized split with their probabilities: the one scoring path of evaluate
+    and the gate (mean window probability per file, then the temperature when calibrated, as
+    `spira predict` applies it from the exported contract)."""
+    files = predict_files(module, features_dir, split, batch_size)
     if temperature is not None:
-        units = units.assign(probability=apply_temperature(units["probability"].to_numpy(), temperature))
-    return units
+        files = files.assign(probability=apply_temperature(files["probability"].to_numpy(), temperature))
+    return files
 
 
 def point_metrics(units: pd.DataFrame, threshold: float) -> dict:
@@ -215,7 +206,7 @@ def evaluate(
     not evaluated, with an empty predictions table."""
     features_dir, out_dir = Path(features_dir), Path(out_dir)
     sets = [split for split in settings.threshold_sets if has_split(features_dir, split)]
-    validation = pd.concat([score_split(module, features_dir, split, settings.batch_size, settings.aggregate) for split in sets], ignore_index=True)
+    validation = pd.concat([score_split(module, features_dir, split, settings.batch_size) for split in sets], ignore_index=True)
     temperature = None
     if settings.calibration == "temperature":
         temperature = fit_temperature(validation["actual"].to_numpy(), validation["probability"].to_numpy())
@@ -241,7 +232,7 @@ def evaluate(
                 write_csv(pd.DataFrame(columns=["speaker_id", "actual", "probability", "predicted"]), out_dir / f"predictions_{name}.csv")
                 results[name] = {"n_files": 0, "status": NO_NOISE}
                 continue
-            units = score_split(module, features_dir, split, settings.batch_size, settings.aggregate, temperature)
+            units = score_split(module, features_dir, split, settings.batch_size, temperature)
             metrics = set_metrics(units, choice.threshold, settings)
             predictions = units.assign(probability=units["probability"].round(6), predicted=(units["probability"] >= choice.threshold).astype(int))
             write_report(name, metrics, predictions, out_dir, settings.calibration_bins, plots_dir, figures_dir)

@@ -81,7 +81,7 @@ def render_report(
     else:
         lines.append(
             f"Threshold {_number(decision['threshold'])}, chosen by the rule `{decision['rule']}` on {decision['validation_files']} validation "
-            f"{'speakers' if decision['aggregate'] == 'speaker' else 'files'} ({', '.join(decision['validation_sets'])}): validation sensitivity "
+            f"files ({', '.join(decision['validation_sets'])}): validation sensitivity "
             f"{_number(decision['validation_sensitivity'])}, specificity {_number(decision['validation_specificity'])}."
         )
     lines.append(f"Decisions per {decision['aggregate']}; calibration: {decision['calibration']}"

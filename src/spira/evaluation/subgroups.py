@@ -31,31 +31,27 @@ def age_band(ages: pd.Series, edges: Sequence[float]) -> pd.Series:
     return bands.where(ages.notna(), UNKNOWN)
 
 
-def subgroup_table(manifest: pd.DataFrame, age_edges: Sequence[float], unit: str = "file_id") -> pd.DataFrame:
-    """The subgroup of each file in every SUBGROUP_COLUMNS present in the manifest, indexed by
-    `unit`: file_id, or speaker_id (the subgroups of the speaker's first file)."""
+def subgroup_table(manifest: pd.DataFrame, age_edges: Sequence[float]) -> pd.DataFrame:
+    """The subgroup of each file in every SUBGROUP_COLUMNS present in the manifest, indexed by file_id."""
     table = pd.DataFrame(index=manifest["file_id"].to_numpy())
     for name, column in SUBGROUP_COLUMNS.items():
         if column not in manifest:
             continue
         values = age_band(manifest[column], age_edges) if name == "age_band" else manifest[column]
         table[name] = pd.Series(values.to_numpy(), index=table.index).astype(object).where(lambda v: v.notna(), UNKNOWN).astype(str)
-    if unit == "speaker_id":
-        table = table.groupby(manifest["speaker_id"].to_numpy(), sort=True).first()
     return table
 
 
 def subgroup_metrics(units: pd.DataFrame, groups: pd.DataFrame, min_files: int, measure: Callable[[pd.DataFrame], dict]) -> dict:
-    """{subgroup: {value: counts, plus measure(rows) when large enough}} for decision units keyed
-    like `groups`: by `file_id` (per-file decisions) or by `speaker_id` (per-speaker)."""
-    keyed = groups.reindex(units["file_id" if "file_id" in units else "speaker_id"].to_numpy())
+    """{subgroup: {value: counts, plus measure(rows) when large enough}} for scored files keyed like `groups` (by file_id)."""
+    keyed = groups.reindex(units["file_id"].to_numpy())
     keyed.index = units.index
     report: dict = {}
     for name in groups.columns:
         report[name] = {}
         for value, rows in units.groupby(keyed[name].fillna(UNKNOWN).to_numpy(), sort=True):
             counts = {
-                "n_files": int(rows["files"].sum()) if "files" in rows else int(len(rows)),
+                "n_files": int(len(rows)),
                 "n_speakers": int(rows["speaker_id"].nunique()),
                 "n_patients": int((rows["actual"] == 1).sum()),
                 "n_controls": int((rows["actual"] == 0).sum()),

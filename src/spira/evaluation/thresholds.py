@@ -110,15 +110,12 @@ def read_decision(test_metrics: Path) -> dict:
     """The decision rule evaluate applied (the "threshold" record of its test metrics: the threshold,
     its rule and the validation figures that chose it), for the steps that judge or ship the model.
 
-    Export and gate take the threshold from here, so the model in service decides
-    exactly as it was evaluated; a temperature-calibrated evaluation is refused
-    until the exported contract carries the temperature."""
+    Export and gate take the threshold (and the temperature of a calibrated evaluation)
+    from here, so the model in service decides exactly as it was evaluated."""
     test_metrics = Path(test_metrics)
     if not test_metrics.is_file():
         raise EvaluationError(f"{test_metrics}: no evaluation yet; run `dvc repro evaluate` first")
     decision = json.loads(test_metrics.read_text())["threshold"]
-    if decision.get("temperature") is not None:
-        raise EvaluationError(f"{test_metrics}: evaluate.calibration=temperature: export and the gate do not apply a temperature yet; use evaluate.calibration=none")
     return decision
 
 

@@ -73,6 +73,7 @@ def write_export(cfg: DictConfig, module: Any, out_dir: Path, test_metrics_path:
         normalization={"mean": module.feature_mean.tolist(), "std": module.feature_std.tolist()},
         threshold=threshold,
         threshold_rule=rule,
+        temperature=decision.get("temperature"),
         inconclusive_margin=float(cfg.export.inconclusive_margin),
         data_version=data_version(layout.prepared),
         git_commit=git_commit(),

@@ -65,7 +65,7 @@ def gate_figures(units: pd.DataFrame, threshold: float, gate: GateSettings) -> d
 
 def score_model(checkpoint: Path, cfg: DictConfig, features_dir: Path, decision: dict, name: str) -> dict[str, tuple[dict, pd.DataFrame | None]]:
     """Metrics and predictions of one checkpoint on each test set, scored as evaluate scores them
-    (evaluation.evaluate.score_split: per file or per speaker, as the decision was made)."""
+    (evaluation.evaluate.score_split: per file, with the decision's temperature when it was calibrated)."""
     module = load_module(checkpoint, list(cfg.checkpoint.allowed_targets))
     trained_on = dict(module.hparams["features"])
     # Every setting that shapes the windows.
@@ -80,7 +80,7 @@ def score_model(checkpoint: Path, cfg: DictConfig, features_dir: Path, decision:
             # No noise recordings, no noisy test set: its floor fails for want of a figure.
             scores[name] = ({"n_files": 0, "status": "not evaluated: no noise recordings"}, None)
             continue
-        units = score_split(module, features_dir, split, int(cfg.evaluate.batch_size), str(decision["aggregate"]))
+        units = score_split(module, features_dir, split, int(cfg.evaluate.batch_size), decision.get("temperature"))
         scores[name] = (gate_figures(units, float(decision["threshold"]), gate_settings(cfg)), units)
     return scores
 
@@ -92,7 +92,8 @@ def model_figures(scores: dict[str, tuple[dict, pd.DataFrame | None]]) -> dict[s
 def run_gate(cfg: DictConfig, repo: Path = Path("."), layout: Layout = PIPELINE, test_metrics: Path = STAGE_OUTPUTS.test_metrics) -> dict:
     """Decide whether this run's model may replace the one in `prod`; write the decision and its figures."""
     gate = gate_settings(cfg)
-    # Both models are judged at the threshold evaluate chose for the challenger: the decision it would ship with.
+    # Both models are judged by the decision evaluate chose for the challenger (its threshold, and
+    # its temperature when calibrated): the decision it would ship with.
     decision = read_decision(test_metrics)
     threshold = float(decision["threshold"])
     challenger_checkpoint = checkpoint_path(cfg.callbacks, layout.checkpoints)
@@ -114,8 +115,7 @@ def run_gate(cfg: DictConfig, repo: Path = Path("."), layout: Layout = PIPELINE,
         champion = {"version": version.version, "tag": version.tag, "commit": version.commit, "checkpoint_md5": champion_md5,
                     **model_figures(champion_scores)}  # fmt: skip
         ours, theirs = challenger_scores["test_clean"][1], champion_scores["test_clean"][1]
-        unit = "file_id" if "file_id" in ours else "speaker_id"
-        assert ours[unit].tolist() == theirs[unit].tolist(), "both models must be scored on the same files"
+        assert ours["file_id"].tolist() == theirs["file_id"].tolist(), "both models must be scored on the same files"
         difference = paired_auroc_difference(
             ours["actual"].to_numpy(), ours["probability"].to_numpy(), theirs["probability"].to_numpy(), ours["speaker_id"].to_numpy(),
             resamples=gate.resamples, confidence=gate.confidence, seed=gate.seed,

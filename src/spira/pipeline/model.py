@@ -116,9 +116,8 @@ def evaluate_model(cfg: DictConfig, outputs: RunOutputs = STAGE_OUTPUTS) -> dict
     layout = outputs.layout
     module = load_module(checkpoint_path(cfg.callbacks, layout.checkpoints), list(cfg.checkpoint.allowed_targets))
     settings = evaluation_settings(cfg)
-    unit = "speaker_id" if settings.aggregate == "speaker" else "file_id"
     manifest = read_prepared_manifest(layout.prepared)
-    groups = subgroup_table(manifest, list(cfg.evaluate.subgroups.age_bands), unit)
+    groups = subgroup_table(manifest, list(cfg.evaluate.subgroups.age_bands))
     test_metrics, decision, per_subgroup = evaluate(module, layout.features, settings, outputs.report_dir, groups)
     write_json(outputs.subgroup_metrics, per_subgroup)
     write_json(outputs.threshold_record, decision)

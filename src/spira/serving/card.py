@@ -89,7 +89,7 @@ def model_card(contract: dict[str, Any], test_metrics: dict[str, dict[str, Any]]
         f"sha256 `{contract['onnx']['sha256']}`)",
         f"- input: mono audio resampled to {features['sample_rate']} Hz, peak-normalised, cut into "
         f"{features['window_seconds']:g} s windows every {features['step_seconds']:g} s, {features['n_mfcc']} MFCCs per frame",
-        f"- output: per-file probability of `{CLASS_NAMES[1]}` ({decision['aggregation']})",
+        f"- output: per-file probability of `{CLASS_NAMES[1]}` ({decision['aggregation']}; calibration: {decision.get('calibration', 'none')})",
         f"- code version (git commit): `{provenance['git_commit']}`; data version (DVC md5 of the prepared data): `{provenance['data_version']}`",
         "",
         "## Training and test data",

@@ -14,7 +14,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+import numpy as np
+
+from spira.probability import apply_temperature
+
+# 2: decision.temperature (a calibrated evaluation's temperature, or null).
+SCHEMA_VERSION = 2
+# Schema 1 has no temperature: its probabilities are the uncalibrated means.
+READABLE_SCHEMAS = (1, 2)
 MODEL_FILE = "model.onnx"
 CONTRACT_FILE = "model.json"
 CARD_FILE = "MODEL_CARD.md"
@@ -31,6 +38,12 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def calibrate(probability: float, decision: dict[str, Any]) -> float:
+    """A file's probability as the decision reads it: temperature-scaled when evaluation was calibrated."""
+    temperature = decision.get("temperature")
+    return probability if temperature is None else float(apply_temperature(np.array([probability]), float(temperature))[0])
 
 
 def decision_band(threshold: float, inconclusive_margin: float) -> tuple[float, float]:
@@ -64,8 +77,8 @@ def read_contract(export_dir: Path) -> dict[str, Any]:
     if not path.is_file() or not model.is_file():
         raise FileNotFoundError(f"{export_dir}: not a model export folder (needs {CONTRACT_FILE} and {MODEL_FILE}; run `dvc repro export`)")
     contract = json.loads(path.read_text())
-    if contract.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(f"{path}: schema_version {contract.get('schema_version')}, this code reads {SCHEMA_VERSION}")
+    if contract.get("schema_version") not in READABLE_SCHEMAS:
+        raise ValueError(f"{path}: schema_version {contract.get('schema_version')}, this code reads {list(READABLE_SCHEMAS)}")
     if file_sha256(model) != contract["onnx"]["sha256"]:
         raise ValueError(f"{model}: sha256 differs from the one in {CONTRACT_FILE}: the folder was modified after export")
     return contract

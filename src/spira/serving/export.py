@@ -11,6 +11,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import onnx_ir
+import onnx_ir.traversal
 import torch
 
 from spira.features.frontend import AMIN, F_MIN, MEL_NORM, MEL_SCALE, TOP_DB
@@ -25,6 +27,17 @@ from spira.serving.contract import (
 )
 
 OPSET = 18
+# Node metadata the exporter adds that holds absolute source paths: without it the
+# file's bytes (and so the model version) do not depend on where spira is installed.
+PATH_METADATA = "pkg.torch.onnx.stack_trace"
+
+
+def drop_path_metadata(model: onnx_ir.Model) -> None:
+    """Remove PATH_METADATA from every node of the graph, its subgraphs and its functions."""
+    graphs = [model.graph, *model.functions.values()]
+    for graph in graphs:
+        for node in onnx_ir.traversal.RecursiveGraphIterator(graph):
+            node.metadata_props.pop(PATH_METADATA, None)
 
 
 def export_onnx(net: torch.nn.Module, num_frames: int, num_features: int, path: Path) -> str:
@@ -43,6 +56,7 @@ def export_onnx(net: torch.nn.Module, num_frames: int, num_features: int, path: 
         dynamo=True,
         verbose=False,
     )
+    drop_path_metadata(program.model)
     program.save(str(path))
     return file_sha256(path)
 
@@ -57,6 +71,7 @@ def build_contract(
     normalization: dict[str, list[float]],
     threshold: float,
     threshold_rule: str,
+    temperature: float | None,
     inconclusive_margin: float,
     data_version: str | None,
     git_commit: str | None,
@@ -97,6 +112,8 @@ def build_contract(
         },
         "decision": {
             "aggregation": "mean of the window probabilities of a file",
+            "temperature": temperature,
+            "calibration": "none" if temperature is None else f"probability = sigmoid(logit(mean) / {temperature:g}), fitted on validation",
             "threshold": threshold,
             "threshold_rule": threshold_rule,
             "inconclusive_band": [low, high],

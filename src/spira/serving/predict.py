@@ -23,7 +23,7 @@ import soundfile as sf
 from spira.data.validate import FileCheck, decode_and_check, file_check
 from spira.features.frontend import NumpyMfcc, build_numpy_extractor
 from spira.features.windows import WindowSpec, cut_windows, window_spec
-from spira.serving.contract import INPUT_NAME, MODEL_FILE, decide, read_contract
+from spira.serving.contract import INPUT_NAME, MODEL_FILE, calibrate, decide, read_contract
 
 # The fields of every record, in the order the CSV output writes them.
 RECORD_FIELDS = ("file", "status", "probability", "decision", "windows", "seconds", "model_version", "reason", "message")
@@ -75,7 +75,7 @@ class Predictor:
         seconds = samples.shape[0] / self.spec.sample_rate
         if max_seconds is not None and seconds > max_seconds:
             return record | too_long(shown_name, seconds, max_seconds, "it decodes to")
-        probability = float(self.window_probabilities(self.features(samples)).mean())
+        probability = calibrate(float(self.window_probabilities(self.features(samples)).mean()), self.contract["decision"])
         return record | {
             "status": "ok",
             "probability": round(probability, 6),

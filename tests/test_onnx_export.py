@@ -1,0 +1,36 @@
+"""The exported ONNX file's bytes, and so the model version, do not depend on where spira is installed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO_ROOT
+
+EXPORT = """
+import sys, torch
+from pathlib import Path
+from spira.models.spira_conv import SpiraConvV2
+from spira.serving.export import export_onnx
+torch.manual_seed(0)
+print(export_onnx(SpiraConvV2(num_features=8, num_frames=64, fc_dim=4), 64, 8, Path(sys.argv[1])))
+"""
+
+
+def export_from_copy(root: Path) -> tuple[str, bytes]:
+    """Export a seeded network with spira imported from a copy of the package under `root`."""
+    shutil.copytree(REPO_ROOT / "src" / "spira", root / "src" / "spira")
+    target = root / "model.onnx"
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    done = subprocess.run([sys.executable, "-c", EXPORT, str(target)], env=env, capture_output=True, text=True, check=True, timeout=300)
+    return done.stdout.split()[-1], target.read_bytes()
+
+
+def test_two_installs_export_the_same_bytes_and_no_source_path(tmp_path: Path):
+    first_sha, first = export_from_copy(tmp_path / "first-install")
+    second_sha, second = export_from_copy(tmp_path / "second-install")
+    assert first_sha == second_sha and first == second
+    assert b"first-install" not in first and b"stack_trace" not in first
