@@ -76,3 +76,42 @@ def test_noam_factor_warms_up_linearly_then_decays(step, expected):
 def test_noam_rejects_zero_warmup():
     with pytest.raises(ValueError):
         noam_factor(0, 0)
+
+
+def test_mfcc_transformer_shape_parameter_count_and_tokens():
+    from spira.models.mfcc_transformer import MfccTransformer
+
+    model = MfccTransformer(num_features=40, num_frames=401)
+    # 401 frames + 3 of padding = 101 tokens of 4 stacked frames (160 values each).
+    assert (model.padding, model.positions.shape) == (3, (101, 64))
+    # Projection 160*64+64; per block LayerNorms 2*128, qkv 64*192+192, out 64*64+64, FF 64*128+128 + 128*64+64;
+    # final LayerNorm 128, head 65.
+    assert sum(p.numel() for p in model.parameters()) == 77_441
+    assert model(torch.randn(5, 401, 40)).shape == (5,)
+    cls = MfccTransformer(num_features=40, num_frames=401, pooling="cls")
+    assert sum(p.numel() for p in cls.parameters()) == 77_441 + 64 and cls.positions.shape == (102, 64)
+    large = MfccTransformer(num_features=40, num_frames=401, d_model=256, num_layers=6, num_heads=8, ff_dim=1024)
+    assert sum(p.numel() for p in large.parameters()) == 4_780_545
+    with pytest.raises(ValueError, match="model.pooling=max"):
+        MfccTransformer(num_features=40, num_frames=401, pooling="max")
+    with pytest.raises(ValueError, match="divisible by model.num_heads=5"):
+        MfccTransformer(num_features=40, num_frames=401, num_heads=5)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_mfcc_transformer_overfits_one_batch_and_is_order_sensitive(pooling):
+    from spira.models.mfcc_transformer import MfccTransformer
+
+    torch.manual_seed(0)
+    model = MfccTransformer(num_features=8, num_frames=30, d_model=32, num_heads=4, ff_dim=64, dropout=0.0, frame_stack=4, pooling=pooling)
+    x, y = torch.randn(16, 30, 8), (torch.arange(16) % 2).float()
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        optimiser.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y)
+        loss.backward()
+        optimiser.step()
+    assert loss.item() < 0.05  # random labels on 16 windows: memorised
+    model.eval()
+    # Positions are encoded: reversing the frames changes the output.
+    assert not torch.allclose(model(x), model(x.flip(1)))

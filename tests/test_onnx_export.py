@@ -34,3 +34,23 @@ def test_two_installs_export_the_same_bytes_and_no_source_path(tmp_path: Path):
     second_sha, second = export_from_copy(tmp_path / "second-install")
     assert first_sha == second_sha and first == second
     assert b"first-install" not in first and b"stack_trace" not in first
+
+
+def test_the_mfcc_transformer_exports_and_onnxruntime_gives_its_logits(tmp_path: Path):
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from spira.models.mfcc_transformer import MfccTransformer
+    from spira.serving.contract import INPUT_NAME
+    from spira.serving.export import export_onnx
+
+    torch.manual_seed(0)
+    for pooling in ("mean", "cls"):
+        net = MfccTransformer(num_features=40, num_frames=401, pooling=pooling).eval()
+        export_onnx(net, 401, 40, tmp_path / f"{pooling}.onnx")
+        session = ort.InferenceSession(str(tmp_path / f"{pooling}.onnx"), providers=["CPUExecutionProvider"])
+        windows = torch.randn(5, 401, 40)  # another batch size than the export's example
+        with torch.no_grad():
+            expected = net(windows).numpy()
+        np.testing.assert_allclose(session.run(None, {INPUT_NAME: windows.numpy()})[0], expected, atol=1e-4, rtol=1e-4)
