@@ -1,12 +1,14 @@
 """The committed params.yaml is conf/ composed, and every config group composes."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
 from conftest import REPO_ROOT
-from spira.config import compose_config, compose_params
+from spira.config import PAIRS_GROUP, UnsupportedPairError, compose_config, compose_params, supported_pairs
 
 
 def test_committed_params_yaml_is_conf_composed(tmp_path: Path):
@@ -19,10 +21,47 @@ def test_committed_params_yaml_is_conf_composed(tmp_path: Path):
 # conf/hydra holds Hydra's own groups (the launcher): tests/test_experiment_config.py composes them.
 @pytest.mark.parametrize("group", sorted(p.name for p in (REPO_ROOT / "conf").iterdir() if p.is_dir() and p.name != "hydra"))
 def test_every_option_of_every_group_composes_and_resolves(group: str):
-    """Every option composes and every interpolation in it resolves, as writing params.yaml needs."""
+    """Every option composes and every interpolation in it resolves, as writing params.yaml needs
+    (a model or features option with a partner of a supported pair; every pair as a whole)."""
+    pairs = supported_pairs(REPO_ROOT / "conf")
     for option in sorted((REPO_ROOT / "conf" / group).glob("*.yaml")):
-        cfg = compose_config([f"{group}={option.stem}"])
+        if group == "model":
+            overrides = [f"model={option.stem}", f"features={dict(pairs)[option.stem]}"]
+        elif group == "features":
+            overrides = [f"features={option.stem}", f"model={next(m for m, f in pairs if f == option.stem)}"]
+        elif group == PAIRS_GROUP:
+            model, features = option.stem.rsplit("_", 1)
+            overrides = [f"model={model}", f"features={features}"]
+        else:
+            overrides = [f"{group}={option.stem}"]
+        cfg = compose_config(overrides)
         OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+
+
+def test_every_model_and_every_features_option_belongs_to_a_supported_pair():
+    pairs = supported_pairs(REPO_ROOT / "conf")
+    assert {path.stem for path in (REPO_ROOT / "conf/model").glob("*.yaml")} == {model for model, _ in pairs}
+    assert {path.stem for path in (REPO_ROOT / "conf/features").glob("*.yaml")} == {features for _, features in pairs}
+    assert ("cnn6", "logmel") in pairs and ("spira_conv_v2", "mfcc") in pairs and ("cnn6", "mfcc") not in pairs
+
+
+@pytest.mark.parametrize(
+    ("overrides", "model", "features"),
+    [(["model=cnn6"], "cnn6", "mfcc"), (["features=logmel"], "spira_conv_v2", "logmel"), (["model=mfcc_transformer", "features=logmel"], "mfcc_transformer", "logmel")],
+)
+def test_an_unsupported_model_and_features_pair_fails_to_compose_naming_the_supported_ones(overrides: list[str], model: str, features: str):
+    with pytest.raises(UnsupportedPairError) as raised:
+        compose_config(overrides)
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith(f"model={model} does not read features={features}; supported pairs: ")
+    assert "model=cnn6 features=logmel" in message and "model=spira_conv_v2 features=mfcc" in message
+
+
+def test_spira_params_refuses_an_unsupported_pair_with_one_line_and_writes_nothing(tmp_path: Path):
+    out = tmp_path / "params.yaml"
+    result = subprocess.run([sys.executable, "-m", "spira.cli", "params", "--output", str(out), "model=cnn6"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 2 and not out.exists()
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and result.stderr.startswith("error: spira params: model=cnn6 does not read features=mfcc; supported pairs:")
 
 
 def test_no_run_dependent_interpolations_in_conf():

@@ -41,6 +41,22 @@ def test_optuna_search_follows_the_objective_and_searches_existing_keys():
     assert sweeper.params and all(OmegaConf.select(cfg, key) is not None for key in sweeper.params)
 
 
+@pytest.mark.parametrize(
+    ("search", "target", "model_keys"),
+    [
+        ("optuna_mfcc_transformer", "spira.models.mfcc_transformer.MfccTransformer", {"model.d_model", "model.num_layers", "model.frame_stack", "model.pooling"}),
+        ("optuna_cnn6", "spira.models.cnn6.Cnn6", {"model.base_channels", "model.fc_dropout"}),
+    ],
+)
+def test_a_models_search_space_picks_its_model_and_features_and_searches_its_own_keys(search: str, target: str, model_keys: set[str]):
+    cfg = compose_with_hydra([f"hparams_search={search}"])
+    params = cfg.hydra.sweeper.params
+    assert cfg.model._target_ == target and cfg.hydra.mode == RunMode.MULTIRUN
+    # The shared search (optimiser, batch) and the model's own keys, each an existing param.
+    assert model_keys | {"train.optimizer.lr", "train.batch_size", "model.dropout"} <= set(params)
+    assert all(OmegaConf.select(cfg, key) is not None for key in params)
+
+
 def test_slurm_launcher_composes_to_the_installed_launcher():
     launcher = compose_with_hydra(["hydra/launcher=slurm", "hydra.launcher.nodes=2"]).hydra.launcher
     # An installed Hydra launcher (Hydra's plugin discovery imports plugin modules afresh: compare by name).

@@ -107,3 +107,20 @@ def test_featurize_bytes_do_not_depend_on_the_worker_count(prepared: Path, tmp_p
         outputs[workers] = {path.name: path.read_bytes() for path in sorted((tmp_path / str(workers)).iterdir())}
     assert set(outputs[0]) >= {"train.npy", "val.npy", "test.npy", "test_noisy.npy", "normalization.json"}
     assert outputs[0] == outputs[2]
+
+
+def test_log_mel_features_are_torchaudios_db_mel_spectrogram_per_file_and_per_window(demo_recordings):
+    features = compose_config(["features=logmel", "model=cnn6"]).features
+    spec, extractor = window_spec(features), build_extractor(features)
+    mel = T.MelSpectrogram(sample_rate=16000, n_fft=512, win_length=512, hop_length=160, f_min=50.0, n_mels=64, mel_scale="htk")
+    to_db = T.AmplitudeToDB("power", 80.0)
+    with torch.inference_mode():
+        for samples in demo_recordings:
+            windows, _ = cut_windows(samples, spec)
+            per_window = extractor(torch.from_numpy(windows))
+            per_file, _ = extractor.file_windows(samples, spec)
+            assert per_file.shape == per_window.shape == (len(windows), 401, 64) and extractor.num_features == 64
+            assert (per_file - per_window).abs().max().item() <= MAX_ABS_DIFFERENCE
+            # Each window's dB floor is its own: torchaudio on one window at a time.
+            reference = torch.stack([to_db(mel(torch.from_numpy(window))) for window in windows]).transpose(1, 2)
+            assert (per_file - reference).abs().max().item() <= MAX_ABS_DIFFERENCE

@@ -115,3 +115,38 @@ def test_mfcc_transformer_overfits_one_batch_and_is_order_sensitive(pooling):
     model.eval()
     # Positions are encoded: reversing the frames changes the output.
     assert not torch.allclose(model(x), model(x.flip(1)))
+
+
+def test_cnn6_has_panns_widths_parameter_count_and_shape():
+    from spira.models.cnn6 import Cnn6
+
+    model = Cnn6(num_features=64, num_frames=401)
+    # bn0 2*64; conv 5x5 without bias 1*64, 64*128, 128*256, 256*512 (x25) and their batch norms 2*(64+128+256+512);
+    # fc1 512*512+512; head 513. PANN's CNN6 without its 527-class head.
+    assert [block.conv1.out_channels for block in (model.conv_block1, model.conv_block2, model.conv_block3, model.conv_block4)] == [64, 128, 256, 512]
+    assert sum(p.numel() for p in model.parameters()) == 4_567_617
+    assert model(torch.randn(3, 401, 64)).shape == (3,)
+    small = Cnn6(num_features=64, num_frames=401, base_channels=16)
+    assert sum(p.numel() for p in small.parameters()) == 286_449
+    with pytest.raises(ValueError, match="at least 16 frames and 16 mel bands"):
+        Cnn6(num_features=8, num_frames=401)
+    with pytest.raises(ValueError, match="base_channels 0"):
+        Cnn6(num_features=64, num_frames=401, base_channels=0)
+
+
+def test_cnn6_overfits_one_batch_and_its_eval_output_does_not_depend_on_the_batch():
+    from spira.models.cnn6 import Cnn6
+
+    torch.manual_seed(0)
+    model = Cnn6(num_features=16, num_frames=32, base_channels=4, dropout=0.0, fc_dropout=0.0)
+    x, y = torch.randn(16, 32, 16), (torch.arange(16) % 2).float()
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        optimiser.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y)
+        loss.backward()
+        optimiser.step()
+    assert loss.item() < 0.05  # random labels on 16 windows: memorised
+    model.eval()
+    # Batch norm in eval reads its running statistics: one window scores the same alone or in a batch.
+    torch.testing.assert_close(model(x[:1]), model(x)[:1], atol=1e-5, rtol=1e-5)

@@ -15,24 +15,30 @@ from test_serving import EXPORT, raw_test_files
 
 pytestmark = pytest.mark.slow
 
-# model option -> (network class in model.json, trainable parameters on the smoke features: 40 MFCCs, 401 frames)
-MODELS = {"mfcc_transformer": ("MfccTransformer", 77_441)}
+# model option -> (network class in model.json, trainable parameters, features option, epochs the smoke
+# run trains). The default, spira_conv_v2 on mfcc, is the smoke pipeline itself (tests/test_pipeline_e2e.py).
+MODELS = {
+    "mfcc_transformer": ("MfccTransformer", 77_441, "mfcc", 2),  # 40 MFCCs, 401 frames
+    "cnn6_small": ("Cnn6", 286_449, "logmel", 2),  # 64 log-mel bands
+    "egemaps_logreg": ("LogisticRegression", 89, "egemaps", 0),  # 88 functionals + bias, fitted by scikit-learn
+}
 
 
 @pytest.mark.parametrize("option", sorted(MODELS))
 def test_a_model_runs_through_the_pipeline_and_its_export_predicts_like_evaluate(option: str, smoke_pipeline: PipelineRun, tmp_path: Path):
-    name, parameters = MODELS[option]
+    name, parameters, features, epochs = MODELS[option]
     repo = committed_copy(smoke_pipeline.repo, tmp_path / "repo")
-    run(["dvc", "exp", "run", "-S", f"model={option}"], repo)
+    run(["dvc", "exp", "run", "-S", f"model={option}", "-S", f"features={features}"], repo)
 
     trained = json.loads((repo / "metrics/train.json").read_text())
-    assert trained["parameters"] == parameters and trained["epochs_run"] == 2
+    assert trained["parameters"] == parameters and trained["epochs_run"] == epochs
     tested = json.loads((repo / "metrics/test.json").read_text())
     assert 0 <= tested["test_clean"]["auroc"] <= 1 and tested["test_clean"]["n_files"] == smoke_pipeline_test_files(repo)
     # The gate scored this model (its figures are evaluate's), whatever it then decided.
     assert json.loads((repo / "metrics/gate.json").read_text())["challenger"]["test_clean"]["auroc"] == tested["test_clean"]["auroc"]
     contract = json.loads((repo / EXPORT / "model.json").read_text())
     assert contract["model"]["name"] == name and f"`{name}`" in (repo / EXPORT / "MODEL_CARD.md").read_text()
+    assert contract["features"]["name"] == features
 
     files = raw_test_files(repo)
     out = tmp_path / "predicted.csv"
@@ -46,3 +52,13 @@ def test_a_model_runs_through_the_pipeline_and_its_export_predicts_like_evaluate
 def smoke_pipeline_test_files(repo: Path) -> int:
     manifest = pd.read_csv(repo / "data/prepared/manifest.csv")
     return int((manifest["split"] == "test").sum())
+
+
+def test_an_unsupported_pair_stops_dvc_exp_run_before_any_stage(smoke_pipeline: PipelineRun, tmp_path: Path):
+    repo = committed_copy(smoke_pipeline.repo, tmp_path / "repo")
+    before = (repo / "dvc.lock").read_text()
+    result = run(["dvc", "exp", "run", "-S", "model=cnn6"], repo, check=False)
+    assert result.returncode != 0
+    # Hydra's message: the missing pair, then the supported ones (conf/model_features/).
+    assert "Could not find 'model_features/cnn6_mfcc'" in result.stderr and "cnn6_logmel" in result.stderr
+    assert "Running stage" not in result.stdout + result.stderr and (repo / "dvc.lock").read_text() == before

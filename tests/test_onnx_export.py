@@ -54,3 +54,25 @@ def test_the_mfcc_transformer_exports_and_onnxruntime_gives_its_logits(tmp_path:
         with torch.no_grad():
             expected = net(windows).numpy()
         np.testing.assert_allclose(session.run(None, {INPUT_NAME: windows.numpy()})[0], expected, atol=1e-4, rtol=1e-4)
+
+
+def test_cnn6_exports_and_onnxruntime_gives_its_logits(tmp_path: Path):
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from spira.models.cnn6 import Cnn6
+    from spira.serving.contract import INPUT_NAME
+    from spira.serving.export import export_onnx
+
+    torch.manual_seed(0)
+    net = Cnn6(num_features=64, num_frames=401, base_channels=16)
+    with torch.no_grad():  # batch norms with running statistics of their own, as after training
+        net.train()(torch.randn(32, 401, 64) * 3 + 1)
+    net.eval()
+    export_onnx(net, 401, 64, tmp_path / "cnn6.onnx")
+    session = ort.InferenceSession(str(tmp_path / "cnn6.onnx"), providers=["CPUExecutionProvider"])
+    windows = torch.randn(5, 401, 64)
+    with torch.no_grad():
+        expected = net(windows).numpy()
+    np.testing.assert_allclose(session.run(None, {INPUT_NAME: windows.numpy()})[0], expected, atol=1e-4, rtol=1e-4)

@@ -14,10 +14,26 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from spira.errors import UserError
+from spira.errors import UsageError, UserError
 
 CONFIG_NAME = "config"
 PROJECT_ENV = "SPIRA_PROJECT"
+# The config group whose options are the supported (model, features) pairs, `<model>_<features>`.
+PAIRS_GROUP = "model_features"
+
+
+class UnsupportedPairError(UsageError):
+    """model=... and features=... that no file of conf/model_features/ allows."""
+
+
+def supported_pairs(config_dir: Path) -> list[tuple[str, str]]:
+    """(model, features) of every conf/model_features/<model>_<features>.yaml (features names hold no underscore)."""
+    return sorted(tuple(path.stem.rsplit("_", 1)) for path in (config_dir / PAIRS_GROUP).glob("*.yaml"))
+
+
+def pair_error(config_dir: Path, model: str, features: str) -> UnsupportedPairError:
+    allowed = ", ".join(f"model={m} features={f}" for m, f in supported_pairs(config_dir))
+    return UnsupportedPairError(f"model={model} does not read features={features}; supported pairs: {allowed}")
 
 
 class NoProjectError(UserError):
@@ -58,10 +74,29 @@ def compose_config(overrides: list[str] | None = None, config_dir: Path | None =
 
     config_dir = config_dir or project_config_dir()
 
+    from hydra.errors import MissingConfigException
+
     with initialize_config_dir(config_dir=str(config_dir), version_base=None):
-        cfg = compose(config_name=CONFIG_NAME, overrides=overrides or [])
+        try:
+            cfg = compose(config_name=CONFIG_NAME, overrides=overrides or [])
+        except MissingConfigException as error:
+            if (error.missing_cfg_file or "").startswith(f"{PAIRS_GROUP}/"):
+                model, features = chosen_pair(config_dir, overrides or [])
+                raise pair_error(config_dir, model, features) from None
+            raise
     OmegaConf.resolve(cfg)
     return cfg
+
+
+def chosen_pair(config_dir: Path, overrides: list[str]) -> tuple[str, str]:
+    """The model and features options that `overrides` (or conf/config.yaml's defaults) choose."""
+    defaults = yaml.safe_load((config_dir / f"{CONFIG_NAME}.yaml").read_text())["defaults"]
+    chosen = {key: value for entry in defaults if isinstance(entry, dict) for key, value in entry.items()}
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        if key in ("model", "features"):
+            chosen[key] = value
+    return str(chosen["model"]), str(chosen["features"])
 
 
 def compose_params(output: Path, overrides: list[str] | None = None, config_dir: Path | None = None) -> None:

@@ -1,4 +1,4 @@
-"""Featurize: prepared audio -> per-split memory-mappable MFCC window arrays + index.
+"""Featurize: prepared audio -> per-split memory-mappable window arrays (MFCC or log-mel) + index.
 
 Each file is transformed once and its windows sliced from it
 (`MfccExtractor.file_windows`), in `features.num_workers` processes.
@@ -31,9 +31,10 @@ from spira.augment.noise import WardNoiseInserter
 from spira.augment.pipeline import WardNoiseSettings, load_noise_clips, ward_noise_inserter
 from spira.data.manifest import read_prepared_manifest
 from spira.data.splits import SPLITS
+from spira.features.egemaps import EgemapsExtractor
 from spira.features.mfcc import MfccExtractor, build_extractor
 from spira.features.store import FEATURES_FILE, INDEX_COLUMNS, INDEX_FILE, NOISY_SETS, NORMALIZATION_FILE
-from spira.features.windows import WindowSpec, window_spec
+from spira.features.windows import WholeFileSpec, WindowSpec, window_spec
 from spira.parallel import ordered_map
 from spira.safety import staged_folder
 
@@ -58,7 +59,7 @@ def file_seed(seed: int, file_id: str) -> np.random.Generator:
 
 
 def featurize(settings: FeaturizeSettings, prepared_dir: str | Path, out_dir: str | Path, inputs: dict[str, str | Path]) -> dict[str, int]:
-    """Write `{name}.npy` (windows, frames, n_mfcc) float32 and `{name}_index.csv`
+    """Write `{name}.npy` (windows, frames, coefficients) float32 and `{name}_index.csv`
     for train, val, test, val_noisy and test_noisy; returns the window count of each.
 
     `out_dir` is replaced, complete or not at all (built in a staging
@@ -83,7 +84,7 @@ def featurize(settings: FeaturizeSettings, prepared_dir: str | Path, out_dir: st
     with staged_folder(out_dir, "the features", {**inputs, "the prepared data": prepared_dir}) as staging:
         results = ordered_map(work, tasks, settings.num_workers)
         progress = tqdm(total=len(tasks), desc="featurize", unit="file", file=sys.stderr, mininterval=1.0)
-        counts = {name: write_windows(name, files, staging, spec, extractor.mfcc.n_mfcc, results, progress) for name, files in sets.items()}
+        counts = {name: write_windows(name, files, staging, spec, extractor.num_features, results, progress) for name, files in sets.items()}
         progress.close()
         if settings.normalize:
             train = np.load(staging / FEATURES_FILE.format(split="train"), mmap_mode="r")
@@ -99,12 +100,12 @@ def featurize(settings: FeaturizeSettings, prepared_dir: str | Path, out_dir: st
 def file_features(
     task: tuple[str, str, int, str],
     prepared_dir: Path,
-    spec: WindowSpec,
-    extractor: MfccExtractor,
+    spec: WindowSpec | WholeFileSpec,
+    extractor: MfccExtractor | EgemapsExtractor,
     noises: dict[str, WardNoiseInserter],
     noise_seed: int,
 ) -> tuple[np.ndarray, int]:
-    """(windows, frames, n_mfcc) features of one prepared file and its padded samples.
+    """(windows, frames, coefficients) features of one prepared file and its padded samples.
 
     `task` is (set, path, label, file id); a noisy set (a key of `noises`) gets
     its ward noise first, seeded per file."""
@@ -116,15 +117,15 @@ def file_features(
         samples = noises[name](samples, label, file_seed(noise_seed, file_id))
     with torch.inference_mode():
         features, padded = extractor.file_windows(samples, spec)
-    return features.numpy(), padded
+    return np.asarray(features), padded
 
 
 def write_windows(
     name: str,
     files: pd.DataFrame,
     out_dir: Path,
-    spec: WindowSpec,
-    n_mfcc: int,
+    spec: WindowSpec | WholeFileSpec,
+    num_features: int,
     results: Iterator[tuple[np.ndarray, int]],
     progress: tqdm,
 ) -> int:
@@ -133,7 +134,7 @@ def write_windows(
     Results come from featurize's one pool in file order: the bytes are the
     same for any worker count."""
     total = int(sum(spec.count(n) for n in files["n_samples"]))
-    array = np.lib.format.open_memmap(out_dir / FEATURES_FILE.format(split=name), mode="w+", dtype=np.float32, shape=(total, spec.frames, n_mfcc))
+    array = np.lib.format.open_memmap(out_dir / FEATURES_FILE.format(split=name), mode="w+", dtype=np.float32, shape=(total, spec.frames, num_features))
     index_rows, row = [], 0
     for file, (features, padded) in zip(files.itertuples(index=False), results):
         array[row : row + len(features)] = features

@@ -1,4 +1,5 @@
-"""The MFCC front end in numpy: `features.mfcc.MfccExtractor` (torchaudio's MFCC) without torch.
+"""The window front ends in numpy: `features.mfcc.MfccExtractor` (torchaudio's MFCC) and
+`LogMelExtractor` (its dB mel spectrogram, no DCT) without torch.
 
 Serving runs this one (its install has no torch); featurize and training run the
 torch one, batched on the training device. Both follow torchaudio's
@@ -6,11 +7,12 @@ torch one, batched on the training device. Both follow torchaudio's
 
   STFT      periodic Hann window of win_length centred in n_fft, centred frames
             (signal reflect-padded by n_fft // 2), hop_length, power |z|^2
-  mel       `functional.melscale_fbanks`: HTK scale, triangles from f_min to
-            sample_rate / 2, no area normalisation
+  mel       `functional.melscale_fbanks`: HTK scale, triangles from f_min (F_MIN unless
+            the features set it) to sample_rate / 2, no area normalisation
   dB        10 * log10(max(power, AMIN)), floored at TOP_DB below each window's maximum
             (log(power + LOG_MELS_OFFSET) instead when log_mels)
   DCT       `functional.create_dct`: type II, orthonormal, the first n_mfcc rows
+            (MFCC only; log-mel features are the dB mel bands themselves)
 
 tests/test_numpy_frontend.py holds the two within 1e-4 on real demo windows.
 """
@@ -23,6 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from spira.features.egemaps import EgemapsExtractor
+from spira.features.windows import WindowSpec, cut_windows
 
 MEL_SCALE = "htk"
 MEL_NORM = None
@@ -70,14 +75,14 @@ def dct_matrix(n_mfcc: int, n_mels: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class NumpyMfcc:
-    """Batched MFCC: (n_windows, window_samples) float32 -> (n_windows, frames, n_mfcc) float32."""
+class NumpyFrontEnd:
+    """Batched MFCC or log-mel: (n_windows, window_samples) float32 -> (n_windows, frames, coefficients) float32."""
 
     n_fft: int
     hop_length: int
     window: np.ndarray  # (n_fft,)
     filterbank: np.ndarray  # (n_fft // 2 + 1, n_mels)
-    dct: np.ndarray  # (n_mels, n_mfcc)
+    dct: np.ndarray | None  # (n_mels, n_mfcc); None: log-mel
     log_mels: bool
 
     def mel_power(self, windows: np.ndarray) -> np.ndarray:
@@ -88,6 +93,11 @@ class NumpyMfcc:
         spectrum = np.fft.rfft(frames * self.window, axis=-1)
         return (spectrum.real**2 + spectrum.imag**2) @ self.filterbank
 
+    def file_windows(self, samples: np.ndarray, spec: WindowSpec) -> tuple[np.ndarray, int]:
+        """The features of the windows `cut_windows` cuts from one recording, and its padded samples."""
+        windows, padded = cut_windows(samples, spec)
+        return self(windows), padded
+
     def __call__(self, windows: np.ndarray) -> np.ndarray:
         power = self.mel_power(windows)
         if self.log_mels:
@@ -96,17 +106,27 @@ class NumpyMfcc:
             spectrum = 10.0 * np.log10(np.maximum(power, AMIN))
             # The floor is relative to each window's own maximum, as the torch front end's.
             spectrum = np.maximum(spectrum, spectrum.max(axis=(1, 2), keepdims=True) - TOP_DB)
-        return (spectrum @ self.dct).astype(np.float32)
+        return (spectrum if self.dct is None else spectrum @ self.dct).astype(np.float32)
 
 
-def build_numpy_extractor(features: Mapping[str, Any]) -> NumpyMfcc:
-    """The front end of a features config (or of model.json's `features`), as `mfcc.build_extractor` reads it."""
-    n_fft, sample_rate = int(features["n_fft"]), int(features["sample_rate"])
-    return NumpyMfcc(
+# features.name of the front ends this module computes.
+NUMPY_FRONT_ENDS = ("mfcc", "logmel")
+
+
+def build_numpy_extractor(features: Mapping[str, Any]) -> NumpyFrontEnd | EgemapsExtractor:
+    """The front end of a features config (or of model.json's `features`), as `mfcc.build_extractor` reads it:
+    MFCC or log-mel in numpy, or openSMILE's eGeMAPS (no torch in either)."""
+    name = features.get("name", "mfcc")
+    if name == "egemaps":
+        return EgemapsExtractor(int(features["sample_rate"]))
+    if name not in NUMPY_FRONT_ENDS:
+        raise ValueError(f"features.name {name!r} has no numpy front end: use one of {[*NUMPY_FRONT_ENDS, 'egemaps']}")
+    n_fft, sample_rate, n_mels = int(features["n_fft"]), int(features["sample_rate"]), int(features["n_mels"])
+    return NumpyFrontEnd(
         n_fft=n_fft,
         hop_length=int(features["hop_length"]),
         window=hann_window(int(features["win_length"]), n_fft),
-        filterbank=mel_filterbank(n_fft // 2 + 1, F_MIN, sample_rate / 2, int(features["n_mels"]), sample_rate),
-        dct=dct_matrix(int(features["n_mfcc"]), int(features["n_mels"])),
-        log_mels=bool(features["log_mels"]),
+        filterbank=mel_filterbank(n_fft // 2 + 1, float(features.get("f_min", F_MIN)), sample_rate / 2, n_mels, sample_rate),
+        dct=dct_matrix(int(features["n_mfcc"]), n_mels) if name == "mfcc" else None,
+        log_mels=bool(features.get("log_mels", False)),
     )

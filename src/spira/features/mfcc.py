@@ -1,4 +1,8 @@
-"""MFCC features over overlapping fixed-length windows (SPIRA's front end)."""
+"""MFCC (SPIRA's front end) and log-mel (PANN's) features over overlapping fixed-length windows.
+
+`features.name` picks the front end (`build_extractor`): both compute the same mel
+power spectrogram; MFCC applies the dB conversion and a DCT, log-mel stops after the dB.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import numpy as np
 import torch
 import torchaudio.transforms as T
 
+from spira.features.egemaps import EgemapsExtractor
 from spira.features.frontend import F_MIN, LOG_MELS_OFFSET, MEL_NORM, MEL_SCALE, TOP_DB
 from spira.features.windows import WindowSpec, cut_windows
 
@@ -22,7 +27,9 @@ CPU_FRAMES_PER_BLOCK = 512
 class MfccExtractor(torch.nn.Module):
     """Batched MFCC: (n_windows, window_samples) -> (n_windows, frames, n_mfcc)."""
 
-    def __init__(self, sample_rate: int, n_mfcc: int, n_mels: int, n_fft: int, win_length: int, hop_length: int, log_mels: bool):
+    def __init__(
+        self, sample_rate: int, n_mfcc: int, n_mels: int, n_fft: int, win_length: int, hop_length: int, log_mels: bool, f_min: float = F_MIN
+    ):
         super().__init__()
         self.mfcc = T.MFCC(
             sample_rate=sample_rate,
@@ -30,13 +37,18 @@ class MfccExtractor(torch.nn.Module):
             log_mels=log_mels,
             melkwargs={
                 "n_fft": n_fft, "win_length": win_length, "hop_length": hop_length, "n_mels": n_mels,
-                "f_min": F_MIN, "mel_scale": MEL_SCALE, "norm": MEL_NORM,
+                "f_min": f_min, "mel_scale": MEL_SCALE, "norm": MEL_NORM,
             },
         )  # fmt: skip
         # The settings the numpy front end (serving) shares: features.frontend.
         self.mfcc.amplitude_to_DB = T.AmplitudeToDB("power", TOP_DB)
         # Each bin's filter weights twice, for its real and imaginary part side by side.
         self.register_buffer("interleaved_filterbank", self.mfcc.MelSpectrogram.mel_scale.fb.repeat_interleave(2, dim=0), persistent=False)
+
+    @property
+    def num_features(self) -> int:
+        """Coefficients per frame."""
+        return self.mfcc.n_mfcc
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         return self.from_mel_power(self.mel_power(windows))
@@ -85,14 +97,16 @@ class MfccExtractor(torch.nn.Module):
 
     def from_mel_power(self, power: torch.Tensor) -> torch.Tensor:
         """(n_windows, n_mels, frames) mel power of whole windows -> (n_windows, frames, n_mfcc)."""
+        return torch.matmul(self.log_power(power).transpose(1, 2), self.mfcc.dct_mat).contiguous()
+
+    def log_power(self, power: torch.Tensor) -> torch.Tensor:
+        """(n_windows, n_mels, frames) mel power -> its log (dB, floored per window; or log(power + offset) when log_mels)."""
         if self.mfcc.log_mels:
-            spectrum = torch.log(power + LOG_MELS_OFFSET)
-        else:
-            # One channel per window: torchaudio's dB conversion clamps (top_db)
-            # relative to the max of each item, and would otherwise treat the whole
-            # batch as one item, making a window's features depend on its batch.
-            spectrum = self.mfcc.amplitude_to_DB(power.unsqueeze(1)).squeeze(1)
-        return torch.matmul(spectrum.transpose(1, 2), self.mfcc.dct_mat).contiguous()
+            return torch.log(power + LOG_MELS_OFFSET)
+        # One channel per window: torchaudio's dB conversion clamps (top_db)
+        # relative to the max of each item, and would otherwise treat the whole
+        # batch as one item, making a window's features depend on its batch.
+        return self.mfcc.amplitude_to_DB(power.unsqueeze(1)).squeeze(1)
 
     def file_windows(self, samples: np.ndarray, spec: WindowSpec) -> tuple[torch.Tensor, int]:
         """MFCC of the windows `cut_windows` cuts from one file, from one transform of the file.
@@ -147,13 +161,40 @@ class MfccExtractor(torch.nn.Module):
         return head, tail, edge
 
 
-def build_extractor(features: Mapping[str, Any]) -> MfccExtractor:
-    return MfccExtractor(
+class LogMelExtractor(MfccExtractor):
+    """Batched log-mel (PANN's input): (n_windows, window_samples) -> (n_windows, frames, n_mels),
+    the MFCC front end's dB mel spectrogram without its DCT."""
+
+    @property
+    def num_features(self) -> int:
+        return self.mfcc.MelSpectrogram.n_mels
+
+    def from_mel_power(self, power: torch.Tensor) -> torch.Tensor:
+        return self.log_power(power).transpose(1, 2).contiguous()
+
+
+# features.name -> the front end; the numpy one (serving) is features.frontend.build_numpy_extractor.
+MEL_FRONT_ENDS = {"mfcc": MfccExtractor, "logmel": LogMelExtractor}
+
+
+def build_extractor(features: Mapping[str, Any]) -> MfccExtractor | EgemapsExtractor:
+    """The front end of a features config for featurize and training: MFCC (`name: mfcc`, the
+    default) or log-mel (`name: logmel`) in torch, or openSMILE's eGeMAPS (`name: egemaps`, whole
+    recordings, never on a training batch)."""
+    name = features.get("name", "mfcc")
+    if name == "egemaps":
+        return EgemapsExtractor(int(features["sample_rate"]))
+    if name not in MEL_FRONT_ENDS:
+        raise ValueError(f"features.name {name!r} has no front end: use one of {sorted([*MEL_FRONT_ENDS, 'egemaps'])}")
+    n_mels = int(features["n_mels"])
+    return MEL_FRONT_ENDS[name](
         sample_rate=int(features["sample_rate"]),
-        n_mfcc=int(features["n_mfcc"]),
-        n_mels=int(features["n_mels"]),
+        # log-mel needs no DCT: one of n_mels coefficients keeps torchaudio's MFCC buffers valid.
+        n_mfcc=int(features.get("n_mfcc", n_mels)),
+        n_mels=n_mels,
         n_fft=int(features["n_fft"]),
         win_length=int(features["win_length"]),
         hop_length=int(features["hop_length"]),
-        log_mels=bool(features["log_mels"]),
+        log_mels=bool(features.get("log_mels", False)),
+        f_min=float(features.get("f_min", F_MIN)),
     )

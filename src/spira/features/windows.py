@@ -39,7 +39,27 @@ class WindowSpec:
         return (n_samples - self.window_samples) // self.step_samples + 1
 
 
-def window_spec(features: Mapping[str, Any]) -> WindowSpec:
+@dataclass(frozen=True)
+class WholeFileSpec:
+    """Features of the whole recording (eGeMAPS functionals): one "window" of one frame per file,
+    with WindowSpec's interface so featurize, training and serving index it the same way."""
+
+    sample_rate: int
+    step_seconds: float = 0.0
+    frames: int = 1
+
+    def count(self, n_samples: int) -> int:
+        return 1
+
+
+# features.name of front ends that describe a whole recording (features.egemaps), not windows.
+WHOLE_FILE_FEATURES = ("egemaps",)
+
+
+def window_spec(features: Mapping[str, Any]) -> WindowSpec | WholeFileSpec:
+    """The windows a features config cuts: WindowSpec, or WholeFileSpec for whole-recording features."""
+    if features.get("name") in WHOLE_FILE_FEATURES:
+        return WholeFileSpec(sample_rate=int(features["sample_rate"]))
     return WindowSpec(
         sample_rate=int(features["sample_rate"]),
         window_seconds=float(features["window_seconds"]),

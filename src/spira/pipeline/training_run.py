@@ -16,6 +16,8 @@ from spira.pipeline.augment import augment_settings
 from spira.safety import check_output_path, replace_folder, staged_folder
 from spira.tracking import instantiate_loggers
 from spira.training.fit import LAST_CHECKPOINT, FitSettings, build_module, checkpoint_path, fit
+from spira.training.logistic_fit import LogisticFitSettings, fit_logistic
+from spira.training.pretrained import file_sha256
 from spira.training.resume import ResumePoint, resume_point, run_fingerprint
 
 log = logging.getLogger(__name__)
@@ -27,8 +29,11 @@ def fit_settings(cfg: DictConfig) -> FitSettings:
     def plain(node: DictConfig) -> dict:
         return OmegaConf.to_container(node, resolve=True)
 
+    model = plain(cfg.model)
+    pretrained = model.pop("pretrained_checkpoint", None)
+    logistic = model.pop("fit", None)
     return FitSettings(
-        model=plain(cfg.model),
+        model=model,
         features=plain(cfg.features),
         optimizer=plain(cfg.train.optimizer),
         warmup_steps=int(cfg.train.warmup_steps),
@@ -40,6 +45,12 @@ def fit_settings(cfg: DictConfig) -> FitSettings:
         callbacks=plain(cfg.callbacks),
         trainer=plain(cfg.trainer),
         allowed_targets=tuple(str(target) for target in cfg.checkpoint.allowed_targets),
+        pretrained_checkpoint=None if pretrained is None else str(pretrained),
+        logistic_fit=None
+        if logistic is None
+        else LogisticFitSettings(
+            c_grid=tuple(float(c) for c in logistic["c_grid"]), cv_folds=int(logistic["cv_folds"]), max_iter=int(logistic["max_iter"])
+        ),
     )
 
 
@@ -53,12 +64,28 @@ def fit_run(cfg: DictConfig, layout: Layout) -> dict:
     L.seed_everything(settings.seed, workers=True)
     # Made right after the seed: the initial weights depend on nothing else.
     module = build_module(settings, layout.features)
-    fingerprint = run_fingerprint(OmegaConf.to_container(cfg, resolve=True), [layout.prepared, layout.features])
+    if settings.logistic_fit is not None:
+        return fit_logistic_run(cfg, settings, layout, module)
+    params = OmegaConf.to_container(cfg, resolve=True)
+    if settings.pretrained_checkpoint is not None:
+        # The weights, not only their path: a resumed run must start from the same ones.
+        params["pretrained_sha256"] = file_sha256(Path(settings.pretrained_checkpoint))
+    fingerprint = run_fingerprint(params, [layout.prepared, layout.features])
     start = find_resume_point(cfg, layout, fingerprint)
     loggers = instantiate_loggers(cfg, wandb_run_id=start.wandb_run_id)
     summary = fit(settings, layout, module, start, fingerprint, loggers)
     if summary:
         publish_checkpoints(cfg, layout)
+    return summary
+
+
+def fit_logistic_run(cfg: DictConfig, settings: FitSettings, layout: Layout, module) -> dict:
+    """A scikit-learn fit (spira.training.logistic_fit) takes seconds: it starts fresh, saves its
+    checkpoint where a fit saves its best one, and publishes it the same way."""
+    start_fresh(cfg, layout, "a logistic regression is fitted in one step, there is nothing to resume")
+    checkpoint = checkpoint_path(settings.callbacks, layout.resume)
+    summary = fit_logistic(module, settings.logistic_fit, layout.features, checkpoint, settings.seed, instantiate_loggers(cfg), settings.validation_sets)
+    publish_checkpoints(cfg, layout)
     return summary
 
 

@@ -87,8 +87,7 @@ def model_card(contract: dict[str, Any], test_metrics: dict[str, dict[str, Any]]
         "",
         f"- network: `{model['name']}`, exported as ONNX (`{contract['onnx']['file']}`, opset {contract['onnx']['opset']}, "
         f"sha256 `{contract['onnx']['sha256']}`)",
-        f"- input: mono audio resampled to {features['sample_rate']} Hz, peak-normalised, cut into "
-        f"{features['window_seconds']:g} s windows every {features['step_seconds']:g} s, {features['n_mfcc']} MFCCs per frame",
+        f"- input: mono audio resampled to {features['sample_rate']} Hz, peak-normalised, {front_end_description(features)}",
         f"- output: per-file probability of `{CLASS_NAMES[1]}` ({decision['aggregation']}; calibration: {decision.get('calibration', 'none')})",
         f"- code version (git commit): `{provenance['git_commit']}`; data version (DVC md5 of the prepared data): `{provenance['data_version']}`",
         "",
@@ -113,3 +112,14 @@ def model_card(contract: dict[str, Any], test_metrics: dict[str, dict[str, Any]]
         "",
     ]
     return "\n".join(lines)
+
+
+def front_end_description(features: dict) -> str:
+    """What the network reads of a recording (schema 1 and 2 contracts are MFCC only)."""
+    name = features.get("name", "mfcc")
+    if name == "egemaps":
+        return f"described as a whole by openSMILE's {features['num_features']} {features['feature_set']} functionals"
+    windows = f"cut into {features['window_seconds']:g} s windows every {features['step_seconds']:g} s"
+    if name == "logmel":
+        return f"{windows}, {features['n_mels']} log-mel bands per frame"
+    return f"{windows}, {features['n_mfcc']} MFCCs per frame"

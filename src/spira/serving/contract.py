@@ -19,9 +19,11 @@ import numpy as np
 from spira.probability import apply_temperature
 
 # 2: decision.temperature (a calibrated evaluation's temperature, or null).
-SCHEMA_VERSION = 2
-# Schema 1 has no temperature: its probabilities are the uncalibrated means.
-READABLE_SCHEMAS = (1, 2)
+# 3: features.name may be logmel (dct null) or egemaps (openSMILE functionals of the whole file),
+#    features.num_features, features.f_min read by the front end.
+SCHEMA_VERSION = 3
+# Schema 1 has no temperature: its probabilities are the uncalibrated means. Schemas 1 and 2 are MFCC from 0 Hz.
+READABLE_SCHEMAS = (1, 2, 3)
 MODEL_FILE = "model.onnx"
 CONTRACT_FILE = "model.json"
 CARD_FILE = "MODEL_CARD.md"

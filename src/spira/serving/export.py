@@ -15,6 +15,7 @@ import onnx_ir
 import onnx_ir.traversal
 import torch
 
+from spira.features.egemaps import EgemapsExtractor
 from spira.features.frontend import AMIN, F_MIN, MEL_NORM, MEL_SCALE, TOP_DB
 from spira.serving.contract import (
     CLASS_NAMES,
@@ -61,6 +62,40 @@ def export_onnx(net: torch.nn.Module, num_frames: int, num_features: int, path: 
     return file_sha256(path)
 
 
+def front_end_contract(features: dict[str, Any], num_frames: int) -> dict[str, Any]:
+    """model.json's `features`: everything the numpy front end (features.frontend) needs to turn
+    audio into the network's input, and the fixed settings it shares with torchaudio."""
+    name = features.get("name", "mfcc")
+    if name == "egemaps":
+        return {
+            "name": name,
+            "sample_rate": features["sample_rate"],
+            "num_features": int(features["num_features"]),
+            "frames_per_window": num_frames,
+            **EgemapsExtractor(features["sample_rate"]).contract(),
+            "windowing": "one window per recording: the functionals of the whole file",
+        }
+    keys = ("sample_rate", "window_seconds", "step_seconds", "n_fft", "win_length", "hop_length", "n_mels", "n_mfcc", "log_mels")
+    return {
+        "name": name,
+        **{key: features[key] for key in keys if key in features},
+        "num_features": int(features["n_mfcc"] if name == "mfcc" else features["n_mels"]),
+        "frames_per_window": num_frames,
+        # torchaudio.transforms.MFCC's fixed settings, which both front ends use (features.frontend).
+        "window_function": "hann (periodic)",
+        "center": True,
+        "pad_mode": "reflect",
+        "power": 2.0,
+        "mel_scale": MEL_SCALE,
+        "mel_norm": MEL_NORM,
+        "f_min": float(features.get("f_min", F_MIN)),
+        "f_max": features["sample_rate"] / 2,
+        "db": {"stype": "power", "multiplier": 10.0, "amin": AMIN, "ref": 1.0, "top_db": TOP_DB, "per": "window"},
+        "dct": {"type": 2, "norm": "ortho"} if name == "mfcc" else None,
+        "windowing": "windows of window_seconds every step_seconds; a shorter file is zero-padded to one window; the tail after the last full window is not used",
+    }
+
+
 def build_contract(
     *,
     model_name: str,
@@ -79,35 +114,20 @@ def build_contract(
     """model.json (see spira.serving.contract). The version is the ONNX file's
     content hash, so two exports with the same weights have the same version."""
     low, high = decision_band(threshold, inconclusive_margin)
-    front_end = {key: features[key] for key in ("sample_rate", "window_seconds", "step_seconds", "n_fft", "win_length", "hop_length", "n_mels", "n_mfcc", "log_mels")}
+    front_end = front_end_contract(features, num_frames)
+    num_features = front_end["num_features"]
     return {
         "schema_version": SCHEMA_VERSION,
         "model": {"name": model_name, "version": onnx_sha256[:12]},
         "class_names": CLASS_NAMES,
         "input": accepted_input,
-        "features": {
-            "name": features.get("name", "mfcc"),
-            **front_end,
-            "frames_per_window": num_frames,
-            # torchaudio.transforms.MFCC's fixed settings, which both front ends use (features.frontend).
-            "window_function": "hann (periodic)",
-            "center": True,
-            "pad_mode": "reflect",
-            "power": 2.0,
-            "mel_scale": MEL_SCALE,
-            "mel_norm": MEL_NORM,
-            "f_min": F_MIN,
-            "f_max": features["sample_rate"] / 2,
-            "db": {"stype": "power", "multiplier": 10.0, "amin": AMIN, "ref": 1.0, "top_db": TOP_DB, "per": "window"},
-            "dct": {"type": 2, "norm": "ortho"},
-            "windowing": "windows of window_seconds every step_seconds; a shorter file is zero-padded to one window; the tail after the last full window is not used",
-        },
+        "features": front_end,
         "normalization": {"mean": list(normalization["mean"]), "std": list(normalization["std"]), "applied": "(features - mean) / std per coefficient"},
         "onnx": {
             "file": MODEL_FILE,
             "sha256": onnx_sha256,
             "opset": OPSET,
-            "input": {"name": INPUT_NAME, "shape": ["batch", num_frames, int(features["n_mfcc"])], "dtype": "float32"},
+            "input": {"name": INPUT_NAME, "shape": ["batch", num_frames, num_features], "dtype": "float32"},
             "output": {"name": OUTPUT_NAME, "shape": ["batch"], "meaning": "one logit per window; probability = sigmoid(logit)"},
         },
         "decision": {

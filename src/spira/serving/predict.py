@@ -21,8 +21,9 @@ import onnxruntime as ort
 import soundfile as sf
 
 from spira.data.validate import FileCheck, decode_and_check, file_check
-from spira.features.frontend import NumpyMfcc, build_numpy_extractor
-from spira.features.windows import WindowSpec, cut_windows, window_spec
+from spira.features.egemaps import EgemapsExtractor
+from spira.features.frontend import NumpyFrontEnd, build_numpy_extractor
+from spira.features.windows import WholeFileSpec, WindowSpec, window_spec
 from spira.serving.contract import INPUT_NAME, MODEL_FILE, calibrate, decide, read_contract
 
 # The fields of every record, in the order the CSV output writes them.
@@ -35,8 +36,8 @@ class Predictor:
 
     contract: dict[str, Any]
     session: ort.InferenceSession
-    spec: WindowSpec
-    extractor: NumpyMfcc
+    spec: WindowSpec | WholeFileSpec
+    extractor: NumpyFrontEnd | EgemapsExtractor
     check: FileCheck
     mean: np.ndarray
     std: np.ndarray
@@ -48,8 +49,7 @@ class Predictor:
 
     def features(self, samples: np.ndarray) -> np.ndarray:
         """(windows, frames, coefficients) features of peak-normalised samples at the contract's rate."""
-        windows, _ = cut_windows(samples, self.spec)
-        return self.extractor(windows)
+        return self.extractor.file_windows(samples, self.spec)[0]
 
     def window_probabilities(self, features: np.ndarray) -> np.ndarray:
         """Sigmoid of the network's logit for each window of un-normalised features."""

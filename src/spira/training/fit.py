@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import sys
 import time
@@ -24,8 +25,12 @@ from spira.features.store import load_normalization
 from spira.layout import Layout
 from spira.training.checkpoint import load_module, read_checkpoint
 from spira.training.data import FeatureDataModule, epoch_seed
+from spira.training.logistic_fit import LogisticFitSettings
 from spira.training.module import SpiraLitModule
+from spira.training.pretrained import load_pann_weights
 from spira.training.resume import ResumePoint, ResumeRecord
+
+log = logging.getLogger(__name__)
 
 # The entry of cfg.callbacks whose checkpoint the pipeline evaluates.
 BEST_CHECKPOINT = "model_checkpoint"
@@ -57,6 +62,10 @@ class FitSettings:
     callbacks: Mapping[str, Mapping[str, Any]]
     trainer: Mapping[str, Any]
     allowed_targets: tuple[str, ...]
+    # model.pretrained_checkpoint, taken out of `model` (the network never sees it): PANN weights to start from.
+    pretrained_checkpoint: str | None = None
+    # model.fit, taken out of `model` likewise: fit a logistic regression with scikit-learn, not Lightning.
+    logistic_fit: LogisticFitSettings | None = None
 
 
 def checkpoint_path(callbacks: Mapping[str, Mapping[str, Any]], folder: Path, callback: str = BEST_CHECKPOINT) -> Path:
@@ -67,11 +76,12 @@ def checkpoint_path(callbacks: Mapping[str, Mapping[str, Any]], folder: Path, ca
 
 def build_module(settings: FitSettings, features_dir: Path) -> SpiraLitModule:
     """The LightningModule for settings.model, fed the window shape of settings.features and
-    the normalisation measured by featurize in `features_dir`."""
+    the normalisation measured by featurize in `features_dir`, its network initialised from
+    settings.pretrained_checkpoint when one is set (spira.training.pretrained)."""
     net = dict(settings.model)
     net["num_frames"] = window_spec(settings.features).frames
     normalization = load_normalization(Path(features_dir)) or {}
-    return SpiraLitModule(
+    module = SpiraLitModule(
         net=net,
         features=dict(settings.features),
         optimizer=dict(settings.optimizer),
@@ -79,6 +89,10 @@ def build_module(settings: FitSettings, features_dir: Path) -> SpiraLitModule:
         feature_mean=normalization.get("mean"),
         feature_std=normalization.get("std"),
     )
+    if settings.pretrained_checkpoint is not None:
+        loaded = load_pann_weights(module.net, settings.pretrained_checkpoint)
+        log.info("network initialised from %s (sha256 %s): %d tensors, the head trained from scratch", loaded["file"], loaded["sha256"][:12], loaded["tensors"])
+    return module
 
 
 class EpochLines(L.Callback):
