@@ -222,12 +222,16 @@ def benchmark(name: str) -> Callable[[Inputs], str]:
     return render
 
 
-def demo_comparison(inputs: Inputs) -> str:
-    """The demo benchmark's table (benchmarks/demo_comparison.py prints it as markdown)."""
-    results = inputs.optional_json("benchmarks/results/demo_comparison.json")
-    if results is None:
-        return "No figures recorded yet: `python benchmarks/demo_comparison.py --run` runs the entries (`benchmarks/results/demo_comparison.json`).\n"
-    return f"`{results['command']}` on {describe_machine(results['machine'])}:\n\n" + "\n".join(results["lines"]) + "\n"
+def comparison(name: str) -> Callable[[Inputs], str]:
+    """A comparison's table (benchmarks/<name>.py prints it as markdown): demo_comparison, compare_models."""
+
+    def render(inputs: Inputs) -> str:
+        results = inputs.optional_json(f"benchmarks/results/{name}.json")
+        if results is None:
+            return f"No figures recorded yet: `python benchmarks/{name}.py --run` runs the entries (`benchmarks/results/{name}.json`).\n"
+        return f"`{results['command']}` on {describe_machine(results['machine'])}:\n\n" + "\n".join(results["lines"]) + "\n"
+
+    return render
 
 
 def test_tiers(inputs: Inputs) -> str:
@@ -250,7 +254,8 @@ RENDERERS: dict[str, Callable[[Inputs], str]] = {
     "gate": gate,
     "model-size": model_size,
     "test-tiers": test_tiers,
-    "demo-comparison": demo_comparison,
+    "demo-comparison": comparison("demo_comparison"),
+    "model-comparison": comparison("compare_models"),
     **{name.replace("_", "-"): benchmark(name) for name in BENCHMARKS},
 }
 

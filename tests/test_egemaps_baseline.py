@@ -96,3 +96,43 @@ def test_choosing_c_needs_two_speakers_of_each_class():
     keep = (y == 0) | (speakers == "s01")
     with pytest.raises(UserError, match="1 patient and 10 control speakers: choosing C needs at least 2 of each"):
         choose_c(x[keep], y[keep], speakers[keep], LogisticFitSettings(c_grid=(1.0,), cv_folds=5, max_iter=100), seed=0)
+
+
+def write_features(folder: Path, x: np.ndarray, y: np.ndarray, speakers: np.ndarray, split: str) -> None:
+    """featurize's output format for whole-file features: (files, 1, features) and one index row per file."""
+    import pandas as pd
+
+    from spira.features.store import FEATURES_FILE, INDEX_COLUMNS, INDEX_FILE
+
+    np.save(folder / FEATURES_FILE.format(split=split), x[:, None, :].astype(np.float32))
+    rows = [(f"{split}{n:04x}", 0, 0.0, 0.0, int(label), speaker) for n, (label, speaker) in enumerate(zip(y, speakers))]
+    pd.DataFrame.from_records(rows, columns=INDEX_COLUMNS).to_csv(folder / INDEX_FILE.format(split=split), index=False)
+
+
+def test_the_fit_separates_a_separable_train_split_and_saves_a_checkpoint_the_pipeline_loads(tmp_path: Path):
+    import json
+
+    import torch
+
+    from spira.pipeline.training_run import fit_settings
+    from spira.training.checkpoint import load_module
+    from spira.training.fit import build_module
+    from spira.training.logistic_fit import fit_logistic
+
+    x, y, speakers = speakers_data(0, signal=4.0)
+    x = np.concatenate([x, np.zeros((60, NUM_FUNCTIONALS - 5))], axis=1) * 3.0 + 10.0  # 88 functionals, not standardised
+    for split in ("train", "val"):
+        write_features(tmp_path, x, y, speakers, split)
+    (tmp_path / "normalization.json").write_text(json.dumps({"mean": x.mean(axis=0).tolist(), "std": np.maximum(x.std(axis=0), 1e-6).tolist()}))
+    settings = fit_settings(compose_config(["model=egemaps_logreg", "features=egemaps"]))
+    assert "fit" not in settings.model and settings.logistic_fit.cv_folds == 5
+    module = build_module(settings, tmp_path)
+    checkpoint = tmp_path / "checkpoints" / "best.ckpt"
+    summary = fit_logistic(module, settings.logistic_fit, tmp_path, checkpoint, seed=0, loggers=[], validation_sets=("val",))
+    assert summary["parameters"] == 89 and summary["fit"]["C"] in settings.logistic_fit.c_grid and len(summary["fit"]["cv_grid"]) == 9
+    assert summary["val/file_auroc"] == 1.0 and summary["val/file_accuracy"] == 1.0
+    # The saved checkpoint is an ordinary one: load_module rebuilds it and gives the fitted logits.
+    loaded = load_module(checkpoint, ["spira.models.", "torch.optim."])
+    with torch.no_grad():
+        logits = loaded(torch.from_numpy(x[:, None, :].astype(np.float32))).numpy()
+    assert ((logits > 0) == (y == 1)).all()

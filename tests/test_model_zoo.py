@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import soundfile as sf
 
 from conftest import PipelineRun, committed_copy, run
 from test_serving import EXPORT, raw_test_files
@@ -47,6 +48,27 @@ def test_a_model_runs_through_the_pipeline_and_its_export_predicts_like_evaluate
     evaluated = pd.read_csv(repo / "eval/predictions_test_clean.csv", dtype={"file_id": str}).set_index("file_id")
     assert (records["status"] == "ok").all()
     assert np.abs(records["probability"] - evaluated.loc[records.index, "probability"]).max() <= 1e-4
+
+    # A real MP3 (a test recording encoded by libsndfile's LAME): decoded and scored by this model.
+    source = next(iter(files.values()))
+    samples, rate = sf.read(source, dtype="float32")
+    sf.write(tmp_path / "recording.mp3", samples, rate, format="MP3")
+    scored = run(["spira", "predict", str(tmp_path / "recording.mp3")], repo)
+    record = json.loads(scored.stdout.splitlines()[0])
+    assert record["status"] == "ok" and record["model_version"] == contract["model"]["version"]
+    assert 0.0 <= record["probability"] <= 1.0 and abs(record["seconds"] - len(samples) / rate) < 0.2
+
+    # `spira serve`'s app on the same export answers the upload with predict's record.
+    from fastapi.testclient import TestClient
+
+    from spira.serving.predict import load_predictor
+    from spira.serving.service import create_app
+
+    with TestClient(create_app(load_predictor(repo / EXPORT))) as client:
+        assert client.get("/model").json()["model"]["name"] == name
+        with open(tmp_path / "recording.mp3", "rb") as upload:
+            served = client.post("/predict", files={"file": ("recording.mp3", upload, "audio/mpeg")})
+    assert served.status_code == 200 and served.json()["probability"] == record["probability"]
 
 
 def smoke_pipeline_test_files(repo: Path) -> int:
