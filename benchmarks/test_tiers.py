@@ -38,7 +38,8 @@ def run_tier(clone: Path, arguments: list[str]) -> tuple[float, int]:
     seconds = time.perf_counter() - start
     tail = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else result.stderr
     if result.returncode != 0:
-        sys.exit(f"error: the tier failed ({result.returncode}): {tail}")
+        failures = [line for line in result.stdout.splitlines() if line.startswith(("FAILED ", "ERROR "))]
+        sys.exit("\n".join([*failures, f"error: the tier failed ({result.returncode}): {tail}"]))
     passed = re.search(r"(\d+) passed", tail)
     if passed is None:
         sys.exit(f"error: no pass count in pytest's last line: {tail}")

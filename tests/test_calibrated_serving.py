@@ -16,6 +16,7 @@ import pytest
 
 from conftest import PipelineRun, committed_copy, run
 from test_serving import EXPORT, first_answer, free_port, raw_test_files
+from spira.serving.contract import SCHEMA_VERSION
 
 pytestmark = pytest.mark.slow
 POINT_FIGURES = ("auroc", "accuracy", "sensitivity", "specificity", "n_files")
@@ -43,7 +44,7 @@ def test_a_temperature_calibrated_model_decides_alike_from_evaluate_to_serve(smo
 
     # The export carries the temperature; `spira predict` gives evaluate's probabilities and decisions.
     contract = json.loads((repo / EXPORT / "model.json").read_text())
-    assert contract["schema_version"] == 2 and contract["decision"]["temperature"] == temperature
+    assert contract["schema_version"] == SCHEMA_VERSION and contract["decision"]["temperature"] == temperature
     files = raw_test_files(repo)
     predicted = run(["spira", "predict", *map(str, files.values()), "--format", "csv", "--out", str(tmp_path / "predicted.csv")], repo)
     assert predicted.returncode == 0
