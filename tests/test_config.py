@@ -47,7 +47,8 @@ def test_every_model_and_every_features_option_belongs_to_a_supported_pair():
 
 @pytest.mark.parametrize(
     ("overrides", "model", "features"),
-    [(["model=cnn6"], "cnn6", "mfcc"), (["features=logmel"], "spira_conv_v2", "logmel"), (["model=mfcc_transformer", "features=logmel"], "mfcc_transformer", "logmel")],
+    [(["model=cnn6"], "cnn6", "mfcc"), (["features=logmel"], "spira_conv_v2", "logmel"), (["model=mfcc_transformer", "features=logmel"], "mfcc_transformer", "logmel"),
+     (["experiment=cnn6", "features=mfcc"], "cnn6", "mfcc")],
 )
 def test_an_unsupported_model_and_features_pair_fails_to_compose_naming_the_supported_ones(overrides: list[str], model: str, features: str):
     with pytest.raises(UnsupportedPairError) as raised:

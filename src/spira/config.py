@@ -26,9 +26,15 @@ class UnsupportedPairError(UsageError):
     """model=... and features=... that no file of conf/model_features/ allows."""
 
 
+def pair_of(option: str) -> tuple[str, str]:
+    """(model, features) of a model_features option `<model>_<features>` (features names hold no underscore)."""
+    model, features = option.rsplit("_", 1)
+    return model, features
+
+
 def supported_pairs(config_dir: Path) -> list[tuple[str, str]]:
-    """(model, features) of every conf/model_features/<model>_<features>.yaml (features names hold no underscore)."""
-    return sorted(tuple(path.stem.rsplit("_", 1)) for path in (config_dir / PAIRS_GROUP).glob("*.yaml"))
+    """(model, features) of every conf/model_features/<model>_<features>.yaml."""
+    return sorted(pair_of(path.stem) for path in (config_dir / PAIRS_GROUP).glob("*.yaml"))
 
 
 def pair_error(config_dir: Path, model: str, features: str) -> UnsupportedPairError:
@@ -80,23 +86,14 @@ def compose_config(overrides: list[str] | None = None, config_dir: Path | None =
         try:
             cfg = compose(config_name=CONFIG_NAME, overrides=overrides or [])
         except MissingConfigException as error:
-            if (error.missing_cfg_file or "").startswith(f"{PAIRS_GROUP}/"):
-                model, features = chosen_pair(config_dir, overrides or [])
-                raise pair_error(config_dir, model, features) from None
+            # The missing option is the pair the defaults list looked up, whichever override (a model,
+            # a features or an experiment option) chose it.
+            missing = error.missing_cfg_file or ""
+            if missing.startswith(f"{PAIRS_GROUP}/"):
+                raise pair_error(config_dir, *pair_of(missing.removeprefix(f"{PAIRS_GROUP}/"))) from None
             raise
     OmegaConf.resolve(cfg)
     return cfg
-
-
-def chosen_pair(config_dir: Path, overrides: list[str]) -> tuple[str, str]:
-    """The model and features options that `overrides` (or conf/config.yaml's defaults) choose."""
-    defaults = yaml.safe_load((config_dir / f"{CONFIG_NAME}.yaml").read_text())["defaults"]
-    chosen = {key: value for entry in defaults if isinstance(entry, dict) for key, value in entry.items()}
-    for override in overrides:
-        key, _, value = override.lstrip("+~").partition("=")
-        if key in ("model", "features"):
-            chosen[key] = value
-    return str(chosen["model"]), str(chosen["features"])
 
 
 def compose_params(output: Path, overrides: list[str] | None = None, config_dir: Path | None = None) -> None:
