@@ -30,9 +30,9 @@ import sys
 import time
 from pathlib import Path
 
+from head_experiments import ROOT, experiments, interval, restore_head_record
 from results_file import default_output, recorded
 
-ROOT = Path(__file__).resolve().parents[1]
 ENTRIES = {
     "spira_conv_v2": "baseline",
     "mfcc_transformer": "mfcc_transformer",
@@ -71,22 +71,6 @@ def run_entry(name: str, experiment: str) -> dict[str, float | None]:
     return {"seconds_per_epoch": round(sum(epochs) / len(epochs), 1) if epochs else None, "train_stage_seconds": round(train_end - train_start, 1)}
 
 
-def experiments() -> dict[str, dict]:
-    """name -> the metrics files of the experiments of HEAD (dvc exp show --json)."""
-    shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], check=True, capture_output=True, text=True, cwd=ROOT).stdout)
-    found = {}
-    for commit in shown:
-        for experiment in commit.get("experiments") or []:
-            revision = experiment["revs"][0]
-            if revision.get("name"):
-                found[revision["name"]] = {path: entry["data"] for path, entry in revision["data"]["metrics"].items()}
-    return found
-
-
-def interval(figures: dict, metric: str) -> str:
-    return f"{figures[metric]:.3f} ({figures[f'{metric}_ci_low']:.3f}–{figures[f'{metric}_ci_high']:.3f})"
-
-
 def table(found: dict[str, dict], timings: dict[str, dict]) -> list[str]:
     rows = {}
     for name in ENTRIES:
@@ -118,10 +102,7 @@ def main() -> None:
     if args.run:
         timings = {name: run_entry(name, experiment) for name, experiment in ENTRIES.items()}
         TIMINGS.write_text(json.dumps(timings, indent=1) + "\n")
-        # Each run leaves its outputs in the workspace: put back HEAD's record and DVC outputs
-        # (not `dvc exp apply`, which would also put back the code of the experiment's time).
-        subprocess.run(["git", "checkout", "HEAD", "--", "params.yaml", "dvc.lock", "metrics", "reports", "eval"], check=True, cwd=ROOT)
-        subprocess.run(["dvc", "checkout", "--quiet"], check=True, stdout=sys.stderr, cwd=ROOT)
+        restore_head_record()
     if not TIMINGS.is_file():
         raise SystemExit(f"{TIMINGS}: no timings; run `python benchmarks/compare_models.py --run`")
     with recorded("compare_models", args.output):

@@ -18,14 +18,13 @@ benchmarks/results/demo_comparison.json for `make docs`.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
 
+from head_experiments import ROOT, experiments, interval, restore_head_record
 from results_file import default_output, recorded
 
-ROOT = Path(__file__).resolve().parents[1]
 ENTRIES = {
     "default": [],
     "augment-none": ["augment=none"],
@@ -41,22 +40,6 @@ def run_entry(name: str, overrides: list[str]) -> None:
     subprocess.run(command, check=True, stdout=sys.stderr, cwd=ROOT)
 
 
-def experiments() -> dict[str, dict]:
-    """name -> the metrics files of the experiments of HEAD (dvc exp show --json)."""
-    shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], check=True, capture_output=True, text=True, cwd=ROOT).stdout)
-    found = {}
-    for commit in shown:
-        for experiment in commit.get("experiments") or []:
-            revision = experiment["revs"][0]
-            if revision.get("name"):
-                found[revision["name"]] = {path: entry["data"] for path, entry in revision["data"]["metrics"].items()}
-    return found
-
-
-def interval(figures: dict, metric: str) -> str:
-    return f"{figures[metric]:.3f} ({figures[f'{metric}_ci_low']:.3f}-{figures[f'{metric}_ci_high']:.3f})"
-
-
 def table(found: dict[str, dict]) -> list[str]:
     lines = ["| run | overrides | val AUROC | clean test AUROC (95% CI) | noisy test AUROC (95% CI) | gate |", "|---|---|---|---|---|---|"]
     for name, overrides in ENTRIES.items():
@@ -65,8 +48,8 @@ def table(found: dict[str, dict]) -> list[str]:
             raise SystemExit(f"no experiment demo-{name} of HEAD: run `python benchmarks/demo_comparison.py --run`")
         test, train, gate = metrics["metrics/test.json"], metrics["metrics/train.json"], metrics["metrics/gate.json"]
         shown = " ".join(f"`{override}`" for override in overrides) or "none"
-        lines.append(f"| {name} | {shown} | {train['val/file_auroc']:.3f} | {interval(test['test_clean'], 'auroc')} | "
-                     f"{interval(test['test_noisy'], 'auroc')} | {gate['decision']} |")  # fmt: skip
+        lines.append(f"| {name} | {shown} | {train['val/file_auroc']:.3f} | {interval(test['test_clean'], 'auroc', '-')} | "
+                     f"{interval(test['test_noisy'], 'auroc', '-')} | {gate['decision']} |")  # fmt: skip
     return lines
 
 
@@ -78,10 +61,7 @@ def main() -> None:
     if args.run:
         for name, overrides in ENTRIES.items():
             run_entry(name, overrides)
-        # Each run leaves its outputs in the workspace: put back HEAD's record and DVC outputs
-        # (not `dvc exp apply`, which would also put back the code of the experiment's time).
-        subprocess.run(["git", "checkout", "HEAD", "--", "params.yaml", "dvc.lock", "metrics", "reports", "eval"], check=True, cwd=ROOT)
-        subprocess.run(["dvc", "checkout", "--quiet"], check=True, stdout=sys.stderr, cwd=ROOT)
+        restore_head_record()
     with recorded("demo_comparison", args.output):
         print("\n".join(table(experiments())))
 
