@@ -47,6 +47,19 @@ def test_too_short_input_is_rejected():
         SpiraConvV2(num_features=40, num_frames=20)
 
 
+def fit_one_batch(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float) -> list[float]:
+    """Adam on one batch for `steps` steps; the BCE loss before each step."""
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        optimiser.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y)
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    return losses
+
+
 def test_model_learns_a_separable_toy_problem():
     """One optimiser step sequence must reduce the loss: backward() really runs."""
     torch.manual_seed(0)
@@ -54,14 +67,7 @@ def test_model_learns_a_separable_toy_problem():
     x = torch.randn(32, 64, 8)
     y = (torch.arange(32) % 2).float()
     x[y == 1] += 1.0
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(30):
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        losses.append(loss.item())
+    losses = fit_one_batch(model, x, y, steps=30, lr=1e-3)
     assert losses[-1] < 0.5 * losses[0]
 
 
@@ -105,13 +111,7 @@ def test_mfcc_transformer_overfits_one_batch_and_is_order_sensitive(pooling):
     torch.manual_seed(0)
     model = MfccTransformer(num_features=8, num_frames=30, d_model=32, num_heads=4, ff_dim=64, dropout=0.0, frame_stack=4, pooling=pooling)
     x, y = torch.randn(16, 30, 8), (torch.arange(16) % 2).float()
-    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(150):
-        optimiser.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y)
-        loss.backward()
-        optimiser.step()
-    assert loss.item() < 0.05  # random labels on 16 windows: memorised
+    assert fit_one_batch(model, x, y, steps=150, lr=3e-3)[-1] < 0.05  # random labels on 16 windows: memorised
     model.eval()
     # Positions are encoded: reversing the frames changes the output.
     assert not torch.allclose(model(x), model(x.flip(1)))
@@ -140,13 +140,7 @@ def test_cnn6_overfits_one_batch_and_its_eval_output_does_not_depend_on_the_batc
     torch.manual_seed(0)
     model = Cnn6(num_features=16, num_frames=32, base_channels=4, dropout=0.0, fc_dropout=0.0)
     x, y = torch.randn(16, 32, 16), (torch.arange(16) % 2).float()
-    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(150):
-        optimiser.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), y)
-        loss.backward()
-        optimiser.step()
-    assert loss.item() < 0.05  # random labels on 16 windows: memorised
+    assert fit_one_batch(model, x, y, steps=150, lr=3e-3)[-1] < 0.05  # random labels on 16 windows: memorised
     model.eval()
     # Batch norm in eval reads its running statistics: one window scores the same alone or in a batch.
     torch.testing.assert_close(model(x[:1]), model(x)[:1], atol=1e-5, rtol=1e-5)
