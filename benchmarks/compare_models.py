@@ -32,6 +32,7 @@ from pathlib import Path
 
 from head_experiments import ROOT, experiments, interval, restore_head_record
 from results_file import default_output, recorded
+from spira.config import compose_config
 
 ENTRIES = {
     "spira_conv_v2": "baseline",
@@ -39,7 +40,6 @@ ENTRIES = {
     "cnn6_small": "cnn6_small",
     "egemaps_logreg": "egemaps_logreg",
 }
-FEATURES = {"spira_conv_v2": "mfcc", "mfcc_transformer": "mfcc", "cnn6_small": "logmel", "egemaps_logreg": "egemaps"}
 TIMINGS = ROOT / "benchmarks" / "results" / "compare_models_timings.json"
 EPOCH_LINE = re.compile(r"^epoch \d+/\d+: .* \((\d+(?:\.\d+)?) s\)$")
 STAGE_LINE = re.compile(r"^Running stage '([a-z_]+)':")
@@ -87,8 +87,9 @@ def table(found: dict[str, dict], timings: dict[str, dict]) -> list[str]:
         train, test, timing = metrics["metrics/train.json"], metrics["metrics/test.json"], timings[name]
         mark = " (chosen on validation)" if name == chosen else ""
         per_epoch = "—" if timing["seconds_per_epoch"] is None else f"{timing['seconds_per_epoch']:.1f}"
+        features = compose_config([f"experiment={ENTRIES[name]}"]).features.name
         lines.append(
-            f"| `{name}`{mark} | `{FEATURES[name]}` | {train['parameters']:,} | {train['val/file_auroc']:.3f} | "
+            f"| `{name}`{mark} | `{features}` | {train['parameters']:,} | {train['val/file_auroc']:.3f} | "
             f"{interval(test['test_clean'], 'auroc')} | {interval(test['test_noisy'], 'auroc')} | {per_epoch} | {timing['train_stage_seconds']:.0f} |"
         )
     return lines

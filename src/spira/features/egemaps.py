@@ -70,6 +70,7 @@ class EgemapsExtractor:
         """The whole recording as one window of one frame, and 0 padded samples (featurize's interface)."""
         return self.functionals(samples)[None, None, :], 0
 
-    def contract(self) -> dict[str, Any]:
-        """What model.json records of this front end."""
-        return {"feature_set": FEATURE_SET, "feature_level": FEATURE_LEVEL, "opensmile_version": opensmile_version()}
+
+def contract_settings() -> dict[str, Any]:
+    """What model.json records of this front end besides its name and rate."""
+    return {"feature_set": FEATURE_SET, "feature_level": FEATURE_LEVEL, "opensmile_version": opensmile_version()}

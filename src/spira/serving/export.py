@@ -15,7 +15,7 @@ import onnx_ir
 import onnx_ir.traversal
 import torch
 
-from spira.features.egemaps import EgemapsExtractor
+from spira.features.egemaps import contract_settings as egemaps_contract_settings
 from spira.features.frontend import AMIN, F_MIN, MEL_NORM, MEL_SCALE, TOP_DB
 from spira.serving.contract import (
     CLASS_NAMES,
@@ -72,7 +72,7 @@ def front_end_contract(features: dict[str, Any], num_frames: int) -> dict[str, A
             "sample_rate": features["sample_rate"],
             "num_features": int(features["num_features"]),
             "frames_per_window": num_frames,
-            **EgemapsExtractor(features["sample_rate"]).contract(),
+            **egemaps_contract_settings(),
             "windowing": "one window per recording: the functionals of the whole file",
         }
     keys = ("sample_rate", "window_seconds", "step_seconds", "n_fft", "win_length", "hop_length", "n_mels", "n_mfcc", "log_mels")

@@ -26,7 +26,8 @@ class PretrainedCheckpointError(UserError, ValueError):
 
 
 def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def load_pann_weights(net: torch.nn.Module, path: str | Path) -> dict[str, str | int]:
